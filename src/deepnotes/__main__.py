@@ -1,0 +1,5 @@
+import sys
+
+from deepnotes.cli import main
+
+sys.exit(main())

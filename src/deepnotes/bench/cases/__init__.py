@@ -1,0 +1,1 @@
+"""Benchmark cases, one module per topic family; imported by ``load_cases``."""

@@ -1,0 +1,115 @@
+"""Time bench cases side by side and write ``bench.md`` / ``bench.json``."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import pkgutil
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from deepnotes.bench.api import BenchCase
+from deepnotes.core.io import atomic_write_text
+from deepnotes.core.registry import BENCH_CASES, UnknownNameError
+
+
+@dataclass
+class BenchRow:
+    case: str
+    size: str
+    ours_ms: float | None
+    reference_ms: float | None
+    ratio: float | None
+    reference: str
+    target: float | None
+    note: str = ""
+
+    def to_json(self) -> dict:
+        return {
+            "case": self.case,
+            "size": self.size,
+            "ours_ms": self.ours_ms,
+            "reference_ms": self.reference_ms,
+            "ratio": self.ratio,
+            "reference": self.reference,
+            "target": self.target,
+            "note": self.note,
+        }
+
+
+def load_cases():
+    import deepnotes.bench.cases as pkg
+
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
+        importlib.import_module(f"{pkg.__name__}.{info.name}")
+    return BENCH_CASES
+
+
+def select_cases(only: list[str] | None = None) -> list[BenchCase]:
+    registry = load_cases()
+    if not only:
+        return [registry.get(n) for n in registry.names()]
+    for name in only:
+        if name not in registry:
+            raise UnknownNameError("bench case", name, registry.names())
+    return [registry.get(n) for n in dict.fromkeys(only)]
+
+
+def _time_once(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1e3
+
+
+def run_case(case: BenchCase, *, quick: bool) -> list[BenchRow]:
+    missing = [m for m in case.requires if importlib.util.find_spec(m) is None]
+    if missing:
+        note = f"reference not installed: {', '.join(missing)}"
+        return [BenchRow(case.name, "-", None, None, None, case.reference, case.target, note)]
+    rows = []
+    for item in case.func(quick):
+        item.ours()  # warm-up: first-call allocations and lazy imports are not what we measure
+        item.reference()
+        ours, ref = [], []
+        repeats = max(3, item.repeats // 2) if quick else item.repeats
+        for i in range(repeats):
+            # alternate which goes first, so neither always runs on a warmer cache
+            if i % 2 == 0:
+                ours.append(_time_once(item.ours))
+                ref.append(_time_once(item.reference))
+            else:
+                ref.append(_time_once(item.reference))
+                ours.append(_time_once(item.ours))
+        o, r = statistics.median(ours), statistics.median(ref)
+        rows.append(BenchRow(case.name, item.size, round(o, 4), round(r, 4), round(o / r, 4), case.reference, case.target))
+    return rows
+
+
+def write_bench(rows: list[BenchRow], out: Path) -> None:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "bench.json", json.dumps([r.to_json() for r in rows], indent=2) + "\n")
+    lines = [
+        "# deepnotes benchmarks",
+        "",
+        "Median wall time of alternating runs in one process; ratio = ours / reference (lower is better).",
+        "",
+        "| case | size | ours (ms) | reference (ms) | ratio | target | reference |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        if r.ratio is None:
+            lines.append(f"| {r.case} | {r.size} | – | – | – | {_t(r.target)} | {r.reference}: {r.note} |")
+        else:
+            lines.append(
+                f"| {r.case} | {r.size} | {r.ours_ms:.3f} | {r.reference_ms:.3f} | {r.ratio:.3f} | "
+                f"{_t(r.target)} | {r.reference} |"
+            )
+    atomic_write_text(out / "bench.md", "\n".join(lines) + "\n")
+
+
+def _t(target: float | None) -> str:
+    return "–" if target is None else f"≤ {target:g}"

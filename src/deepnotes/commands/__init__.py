@@ -1,0 +1,1 @@
+"""Sub-commands of ``deepnotes``: each module defines ``register(subparsers)``."""

@@ -1,0 +1,48 @@
+"""``deepnotes bench``: time our code against its reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.table import Table
+
+from deepnotes.commands._common import console, split_names
+
+
+def register(sub) -> None:
+    p = sub.add_parser("bench", help="time our implementations against their references")
+    p.add_argument("--quick", action="store_true", help="small sizes and few repeats")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="case names (see --list)")
+    p.add_argument("--out", default="bench-out", help="output folder (default: bench-out)")
+    p.add_argument("--list", action="store_true", help="list the registered cases and exit")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from deepnotes.bench.runner import run_case, select_cases, write_bench
+
+    con = console()
+    cases = select_cases(split_names(args.only))
+    if args.list:
+        for c in cases:
+            con.print(f"{c.name:<28} vs {c.reference}: {c.description}")
+        return 0
+    rows = []
+    for c in cases:
+        with con.status(f"bench {c.name}", spinner="dots"):
+            rows += run_case(c, quick=args.quick)
+    write_bench(rows, Path(args.out))
+    table = Table(title="ours / reference (median ms; ratio < 1 means we are faster)")
+    for col in ("case", "size", "ours ms", "ref ms", "ratio", "target", "reference"):
+        table.add_column(col)
+    for r in rows:
+        if r.ratio is None:
+            table.add_row(r.case, r.size, "-", "-", "-", "-", f"{r.reference} ({r.note})")
+        else:
+            ok = r.target is None or r.ratio <= r.target
+            ratio = f"{r.ratio:.3f}" if ok else f"[yellow]{r.ratio:.3f}[/]"
+            target = "-" if r.target is None else f"<= {r.target:g}"
+            table.add_row(r.case, r.size, f"{r.ours_ms:.2f}", f"{r.reference_ms:.2f}", ratio, target, r.reference)
+    con.print(table)
+    con.print(f"written: {(Path(args.out) / 'bench.md').resolve()}")
+    return 0

@@ -1,0 +1,21 @@
+"""Datasets (eager, lazy, image folders, embedded), splits, loaders and collate functions."""
+
+from deepnotes.data.builtin import digits, linear, make_linear
+from deepnotes.data.datasets import LazyFileDataset, TensorDataset
+from deepnotes.data.folder import image_folder, read_image
+from deepnotes.data.loading import collate_variable, make_loader
+from deepnotes.data.splits import DataSplits, split_dataset
+
+__all__ = [
+    "DataSplits",
+    "LazyFileDataset",
+    "TensorDataset",
+    "collate_variable",
+    "digits",
+    "image_folder",
+    "linear",
+    "make_linear",
+    "make_loader",
+    "read_image",
+    "split_dataset",
+]

@@ -1,0 +1,90 @@
+"""The claim contract.
+
+A claim is a function ``f(quick: bool, seed: int) -> ClaimResult`` registered with :func:`claim`
+under its TOPICS.md ID. It measures something, states the test in words (what is compared with
+what, and the threshold) and decides whether the notes' statement holds. The decorator also
+records the verdict we *expect*: ``"holds"``, or ``"refuted"`` where our measurements show the
+notes are wrong or overstated (then ``reason`` says why, and the report shows it).
+
+Example
+-------
+>>> from deepnotes.lab.api import ClaimResult
+>>> r = ClaimResult(measured={"x": 1.0}, test="x equals 1", holds=True)
+>>> r.verdict
+'holds'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from deepnotes.core.checks import check_choice
+from deepnotes.core.registry import CLAIMS
+
+VERDICTS = ("holds", "refuted")
+_ID = re.compile(r"^\d+[a-z]+$")
+
+
+@dataclass
+class ClaimResult:
+    """What a claim experiment measured.
+
+    measured : numbers (JSON-serializable scalars, lists or dicts of them)
+    test : the comparison in words, with its threshold
+    holds : whether the statement of the notes holds on these numbers
+    figures : matplotlib figures (embedded in the report, saved as PNG)
+    details : optional extra text for the report
+    """
+
+    measured: dict[str, Any]
+    test: str
+    holds: bool
+    figures: list[Any] = field(default_factory=list)
+    details: str = ""
+
+    @property
+    def verdict(self) -> str:
+        return "holds" if self.holds else "refuted"
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    chapter: int
+    title: str
+    expected: str
+    reason: str
+    topics: tuple[str, ...]
+    func: Callable[[bool, int], ClaimResult]
+
+    def run(self, quick: bool, seed: int) -> ClaimResult:
+        result = self.func(quick, seed)
+        if not isinstance(result, ClaimResult):
+            raise TypeError(f"claim {self.id} returned {type(result).__name__}, expected ClaimResult")
+        return result
+
+
+def claim(
+    claim_id: str,
+    *,
+    title: str,
+    topics: tuple[str, ...] = (),
+    expected: str = "holds",
+    reason: str = "",
+) -> Callable[[Callable[[bool, int], ClaimResult]], Callable[[bool, int], ClaimResult]]:
+    """Register a claim experiment under ``claim_id`` (e.g. ``"1a"``; the chapter is its number)."""
+    if not _ID.match(claim_id):
+        raise ValueError(f"claim_id must look like '6a' (chapter number + letters), got {claim_id!r}")
+    check_choice("expected", expected, VERDICTS)
+    if expected == "refuted" and not reason:
+        raise ValueError(f"claim {claim_id}: expected='refuted' needs a reason")
+
+    def deco(func: Callable[[bool, int], ClaimResult]) -> Callable[[bool, int], ClaimResult]:
+        chapter = int(re.match(r"\d+", claim_id).group())
+        CLAIMS.add(claim_id, Claim(claim_id, chapter, title, expected, reason, tuple(topics), func))
+        return func
+
+    return deco
