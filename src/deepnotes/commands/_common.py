@@ -8,7 +8,8 @@ from rich.console import Console
 
 
 def console() -> Console:
-    return Console(highlight=False)
+    # off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; use a log-friendly width
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 140)
 
 
 def split_names(values: list[str] | None) -> list[str] | None:

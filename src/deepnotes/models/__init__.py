@@ -1,5 +1,29 @@
 """Models with one registry and one interface: ``MODELS.create(name, in_shape, num_classes)``."""
 
+from deepnotes.models.alexnet import AlexNet, AlexNetOriginal, ZFNet
 from deepnotes.models.basic import MLP, LinearModel, SmallCNN
+from deepnotes.models.factory import create
+from deepnotes.models.googlenet import GoogLeNet, Inception, InceptionAux
+from deepnotes.models.inception import InceptionV3
+from deepnotes.models.interface import ImageClassifier
+from deepnotes.models.resnet import BasicBlock, Bottleneck, ResNet
+from deepnotes.models.vgg import VGG
 
-__all__ = ["MLP", "LinearModel", "SmallCNN"]
+__all__ = [
+    "MLP",
+    "VGG",
+    "AlexNet",
+    "AlexNetOriginal",
+    "BasicBlock",
+    "Bottleneck",
+    "GoogLeNet",
+    "ImageClassifier",
+    "Inception",
+    "InceptionAux",
+    "InceptionV3",
+    "LinearModel",
+    "ResNet",
+    "SmallCNN",
+    "ZFNet",
+    "create",
+]

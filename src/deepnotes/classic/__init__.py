@@ -1,0 +1,29 @@
+"""Classic image classifiers: nearest neighbour / kNN, K-means, linear classifier, hand-crafted features."""
+
+from deepnotes.classic.base import NotFittedError
+from deepnotes.classic.features import (
+    FeatureClassifier,
+    color_histogram,
+    gradient_orientation_histogram,
+    handcrafted_features,
+    image_gradients,
+)
+from deepnotes.classic.kmeans import KMeans, kmeans_plusplus
+from deepnotes.classic.knn import KNNClassifier, NearestNeighbor, pairwise_distances
+from deepnotes.classic.linear import LinearClassifier, multiclass_hinge_loss
+
+__all__ = [
+    "FeatureClassifier",
+    "KMeans",
+    "KNNClassifier",
+    "LinearClassifier",
+    "NearestNeighbor",
+    "NotFittedError",
+    "color_histogram",
+    "gradient_orientation_histogram",
+    "handcrafted_features",
+    "image_gradients",
+    "kmeans_plusplus",
+    "multiclass_hinge_loss",
+    "pairwise_distances",
+]

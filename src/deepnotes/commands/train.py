@@ -1,0 +1,127 @@
+"""``deepnotes train``: train a registered model on a registered dataset."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from deepnotes.commands._common import console
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a registered model on a registered dataset",
+        description="Train MODEL on DATA with OPTIMIZER; writes config.json, metrics.csv, checkpoints, "
+        "TensorBoard events (if installed) and summary.json to --out. Use --list to see the names.",
+    )
+    p.add_argument("--model", default="mlp", help="model name (default: mlp)")
+    p.add_argument("--data", default="digits", help="dataset name (default: digits)")
+    p.add_argument("--optimizer", default="adam", help="optimizer name (default: adam)")
+    p.add_argument("--loss", default=None, help="loss name (default: cross-entropy / MSE by task)")
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 1e-3)")
+    p.add_argument("--weight-decay", type=float, default=None, help="weight decay passed to the optimizer")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default: 0)")
+    p.add_argument("--out", default=None, help="run directory (default: runs/MODEL-DATA-SEED)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--list", action="store_true", help="list models, datasets, optimizers and losses, then exit")
+    p.set_defaults(func=run)
+
+
+CONFIG_KEYS = ("model", "data", "optimizer", "loss", "lr", "weight_decay", "batch_size", "seed")
+
+
+def run(args) -> int:
+    from deepnotes.core.checks import check_float, check_int
+    from deepnotes.core.io import atomic_write_json
+    from deepnotes.core.registry import DATASETS, LOSSES, MODELS, OPTIMIZERS
+    from deepnotes.core.seeding import seed_everything
+    from deepnotes.plugins import load_all
+    from deepnotes.train import NonFiniteLossError, Trainer
+
+    load_all()
+    con = console()
+    if args.list:
+        for reg in (MODELS, DATASETS, OPTIMIZERS, LOSSES):
+            con.print(f"[bold]{reg.kind}s[/]: {', '.join(reg.names()) or '(none)'}")
+        return 0
+    check_float("--lr", args.lr, min=0.0, min_inclusive=False)
+    check_int("--epochs", args.epochs, min=1)
+    check_int("--batch-size", args.batch_size, min=1)
+    check_int("--seed", args.seed, min=0)
+    # resolve every name before doing any work, so a typo fails fast with the valid names
+    model_factory, opt_factory = MODELS.get(args.model), OPTIMIZERS.get(args.optimizer)
+    data_factory = DATASETS.get(args.data)
+    loss_fn = LOSSES.create(args.loss) if args.loss else None
+    out = Path(args.out or f"runs/{args.model}-{args.data}-{args.seed}")
+    config = {k: getattr(args, k) for k in CONFIG_KEYS}
+    config["epochs"] = args.epochs
+    _check_run_dir(out, config, args.resume)
+
+    seed_everything(args.seed)
+    splits = data_factory(seed=args.seed)
+    model = model_factory(splits.in_shape, splits.num_classes)
+    opt_kwargs = {"lr": args.lr}
+    if args.weight_decay is not None:
+        opt_kwargs["weight_decay"] = args.weight_decay
+    optimizer = opt_factory(model.parameters(), **opt_kwargs)
+    trainer = Trainer(
+        model,
+        optimizer,
+        splits.train,
+        val_data=splits.val,
+        loss_fn=loss_fn,
+        task=splits.task,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=args.device,
+        out_dir=out,
+        progress=not args.no_progress,
+        num_workers=args.workers,
+        config=config,
+    )
+    t0 = time.perf_counter()
+    try:
+        history = trainer.fit(resume=args.resume)
+    except NonFiniteLossError as exc:
+        con.print(f"[red]stopped:[/] {exc}")
+        return 1
+    seconds = time.perf_counter() - t0
+    for h in history:
+        line = f"epoch {int(h['epoch']):>3}  train_loss {h['train_loss']:.4f}"
+        for k in ("train_accuracy", "val_loss", "val_accuracy"):
+            if k in h:
+                line += f"  {k} {h[k]:.4f}"
+        con.print(line)
+    test = trainer.evaluate(splits.test)
+    summary = json.loads((out / "summary.json").read_text())
+    summary.update({f"test_{k}": v for k, v in test.items()})
+    summary["device"] = str(trainer.device)
+    summary["wall_seconds"] = round(seconds, 3)
+    atomic_write_json(out / "summary.json", summary)
+    shown = ", ".join(f"test {k} {v:.4f}" for k, v in test.items())
+    con.print(f"{summary['status']}: {shown} ({seconds:.1f} s on {trainer.device}); run directory: {out.resolve()}")
+    return 0
+
+
+def _check_run_dir(out: Path, config: dict, resume: bool) -> None:
+    from deepnotes.train.checkpoint import list_checkpoints
+
+    has_ckpt = bool(list_checkpoints(out / "checkpoints"))
+    if resume:
+        if not has_ckpt:
+            raise ValueError(f"--resume: no checkpoint in {str(out / 'checkpoints')!r}")
+        saved = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else {}
+        diff = [k for k in CONFIG_KEYS if k in saved and saved[k] != config[k]]
+        if diff:
+            detail = ", ".join(f"{k}: saved {saved[k]!r} vs now {config[k]!r}" for k in diff)
+            raise ValueError(f"--resume with different settings than the run in {str(out)!r} ({detail})")
+    elif has_ckpt:
+        raise ValueError(f"--out {str(out)!r} already holds checkpoints; pass --resume to continue or choose another --out")

@@ -1,0 +1,44 @@
+"""Metrics in scikit-learn's conventions: ``(y_true, y_pred)`` / ``(y_true, y_score)`` order,
+tensors or arrays in, Python floats (or numpy arrays for curves and per-class values) out.
+
+Higher is better for accuracy, precision, recall, F1, AUC and AP; lower for MAE, RMSE, MAPE.
+Empty inputs, NaN scores, mismatched lengths and curves undefined for a missing class raise
+``ValueError``.
+"""
+
+from deepnotes.metrics.classification import (
+    accuracy,
+    confusion_matrix,
+    f1_score,
+    precision,
+    recall,
+)
+from deepnotes.metrics.curves import (
+    AP_INTERPOLATIONS,
+    average_precision,
+    confusion_matrix_at_thresholds,
+    precision_recall_curve,
+    roc_auc,
+    roc_curve,
+)
+from deepnotes.metrics.ranking import precision_at_k, recall_at_k
+from deepnotes.metrics.regression import mae, mape, rmse
+
+__all__ = [
+    "AP_INTERPOLATIONS",
+    "accuracy",
+    "average_precision",
+    "confusion_matrix",
+    "confusion_matrix_at_thresholds",
+    "f1_score",
+    "mae",
+    "mape",
+    "precision",
+    "precision_at_k",
+    "precision_recall_curve",
+    "recall",
+    "recall_at_k",
+    "rmse",
+    "roc_auc",
+    "roc_curve",
+]

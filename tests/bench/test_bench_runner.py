@@ -1,0 +1,35 @@
+import json
+
+import pytest
+
+from deepnotes.bench.api import BenchCase, BenchItem
+from deepnotes.bench.runner import run_case, select_cases, write_bench
+from deepnotes.core.registry import UnknownNameError
+
+
+def test_alternating_runs_median_and_ratio(tmp_path):
+    calls = []
+    item = BenchItem("n=1", ours=lambda: calls.append("o"), reference=lambda: calls.append("r"), repeats=4)
+    case = BenchCase("fake", "ref", (), 2.0, lambda quick: [item], "")
+    rows = run_case(case, quick=False)
+    assert len(rows) == 1 and rows[0].ratio is not None and rows[0].ratio > 0
+    # warm-up pair, then alternating order: o r, r o, o r, r o
+    assert calls == ["o", "r", "o", "r", "r", "o", "o", "r", "r", "o"]
+    write_bench(rows, tmp_path)
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert set(data[0]) >= {"case", "size", "ours_ms", "reference_ms", "ratio"}
+    assert "| fake | n=1 |" in (tmp_path / "bench.md").read_text()
+
+
+def test_missing_reference_is_reported_on_its_row(tmp_path):
+    case = BenchCase("fake", "nolib.f", ("no_such_module_xyz",), None, lambda quick: [], "")
+    rows = run_case(case, quick=True)
+    assert rows[0].ratio is None and "reference not installed: no_such_module_xyz" in rows[0].note
+    write_bench(rows, tmp_path)
+    assert "reference not installed" in (tmp_path / "bench.md").read_text()
+
+
+def test_select_cases():
+    assert "trainer_overhead" in [c.name for c in select_cases(None)]
+    with pytest.raises(UnknownNameError, match="unknown bench case 'nope'.*trainer_overhead"):
+        select_cases(["nope"])

@@ -1,0 +1,82 @@
+"""KNNClassifier / NearestNeighbor against sklearn.neighbors.KNeighborsClassifier (identical predictions)."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.neighbors import KNeighborsClassifier
+
+from deepnotes.classic import KNNClassifier, NearestNeighbor, NotFittedError, pairwise_distances
+from tests._reference import assert_same_maths
+
+
+@pytest.mark.parametrize("metric,skm", [("l2", "euclidean"), ("l1", "manhattan")])
+@pytest.mark.parametrize("k", [1, 2, 5, 8])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_predictions_equal_sklearn(metric, skm, k, seed):
+    rng = np.random.default_rng(seed)
+    Xtr, ytr = rng.normal(size=(300, 6)), rng.integers(0, 4, 300) * 3 + 1  # labels 1, 4, 7, 10
+    Xte = rng.normal(size=(120, 6))
+    ours = KNNClassifier(k, metric, chunk_size=50).fit(Xtr, ytr)
+    ref = KNeighborsClassifier(k, metric=skm, algorithm="brute").fit(Xtr, ytr)
+    assert torch.equal(ours.predict(Xte), torch.from_numpy(ref.predict(Xte)))
+    assert_same_maths(ours.predict_proba(Xte), torch.from_numpy(ref.predict_proba(Xte)))
+    d, i = ours.kneighbors(Xte)
+    rd, ri = ref.kneighbors(Xte)
+    assert_same_maths(d, torch.from_numpy(rd))
+    assert torch.equal(i, torch.from_numpy(ri))
+
+
+def test_vote_tie_goes_to_smallest_label_like_sklearn():
+    # query exactly between one point of class 5 and one of class 2: k=2 gives a 1–1 vote
+    Xtr, ytr = np.array([[0.0], [1.0], [10.0]]), np.array([5, 2, 2])
+    q = np.array([[0.2], [0.8]])
+    ours = KNNClassifier(k=2).fit(Xtr, ytr).predict(q)
+    ref = KNeighborsClassifier(2, algorithm="brute").fit(Xtr, ytr).predict(q)
+    assert ours.tolist() == ref.tolist() == [2, 2]
+
+
+def test_k1_is_perfect_on_training_set_and_nn_defaults():
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(50, 3)), rng.integers(0, 3, 50)
+    assert KNNClassifier(k=1).fit(X, y).score(X, y) == 1.0
+    nn = NearestNeighbor()
+    assert nn.k == 1 and nn.metric == "l1"
+    ref = KNeighborsClassifier(1, metric="manhattan", algorithm="brute").fit(X, y)
+    q = rng.normal(size=(20, 3))
+    assert nn.fit(X, y).predict(q).tolist() == ref.predict(q).tolist()
+
+
+def test_images_are_flattened():
+    x = torch.rand(10, 1, 4, 4, dtype=torch.float64)
+    y = torch.arange(10) % 2
+    assert torch.equal(KNNClassifier(3).fit(x, y).predict(x), KNNClassifier(3).fit(x.flatten(1), y).predict(x.flatten(1)))
+
+
+def test_pairwise_distances_match_cdist():
+    a, b = torch.randn(7, 4, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)
+    assert_same_maths(pairwise_distances(a, b, "l2"), torch.cdist(a, b))
+    assert_same_maths(pairwise_distances(a, b, "l1"), torch.cdist(a, b, p=1))
+    with pytest.raises(ValueError, match="metric"):
+        pairwise_distances(a, b, "cosine")
+
+
+def test_knn_errors():
+    X, y = np.random.default_rng(0).normal(size=(5, 2)), np.array([0, 1, 0, 1, 0])
+    with pytest.raises(ValueError, match="k"):
+        KNNClassifier(k=6).fit(X, y)
+    with pytest.raises(ValueError, match="k"):
+        KNNClassifier(k=0)
+    with pytest.raises(ValueError, match="metric"):
+        KNNClassifier(metric="cosine")
+    with pytest.raises(NotFittedError, match="fit"):
+        KNNClassifier().predict(X)
+    with pytest.raises(ValueError, match="fit"):  # NotFittedError is a ValueError, like sklearn's
+        KNNClassifier().predict(X)
+    with pytest.raises(ValueError, match="y"):
+        KNNClassifier(k=1).fit(X, y[:4])
+    with pytest.raises(ValueError, match="X"):
+        KNNClassifier(k=1).fit(X, y).predict(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="X"):
+        KNNClassifier(k=1).fit(np.array([[np.nan, 0.0]]), [0])
+    with pytest.raises(TypeError, match="X"):
+        KNNClassifier(k=1).fit("abc", [0])
