@@ -8,9 +8,9 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests._reference import assert_same_maths as _same
 
 from deepnotes.autograd import MLP, Value, vmax, vsum
+from tests._reference import assert_same_maths as _same
 
 
 def assert_same_maths(a, b) -> None:

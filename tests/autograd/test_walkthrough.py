@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests._reference import assert_same_maths as _same
 
 from deepnotes.autograd import walkthrough
 from deepnotes.cli import main
+from tests._reference import assert_same_maths as _same
 
 
 def assert_same_maths(a, b) -> None:

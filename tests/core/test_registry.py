@@ -40,3 +40,18 @@ def test_name_must_be_a_string():
     reg = Registry("widget")
     with pytest.raises(TypeError, match="name"):
         reg.register(name="")(None)
+
+
+def test_project_registries_load_their_modules_lazily():
+    import subprocess
+    import sys
+
+    code = (
+        "from deepnotes.core.registry import MODELS, CLAIMS, BENCH_CASES\n"
+        "m = MODELS.create('cnn', (1, 8, 8), 10)\n"
+        "assert '1a' in CLAIMS and 'trainer_overhead' in BENCH_CASES.names()\n"
+        "print(type(m).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "SmallCNN"

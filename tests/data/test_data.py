@@ -142,3 +142,35 @@ def test_image_folder_reads_written_images(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no class sub-folders with images"):
         image_folder(tmp_path / "empty")
+
+
+def test_loader_feeding_options_pass_through():
+    ds = TensorDataset(torch.arange(12.0), torch.arange(12))
+    loader = make_loader(ds, 4, num_workers=1, prefetch_factor=3, pin_memory=False)
+    assert loader.prefetch_factor == 3 and loader.num_workers == 1
+    assert torch.equal(torch.cat([x for x, _ in loader]), torch.arange(12.0))
+    with pytest.raises(ValueError, match="prefetch_factor must be >= 1"):
+        make_loader(ds, 4, num_workers=1, prefetch_factor=0)
+    with pytest.raises(ValueError, match="num_workers must be >= 0"):
+        make_loader(ds, 4, num_workers=-1)
+
+
+def test_image_folder_splits_resize_and_channels(tmp_path):
+    import matplotlib.image as mpimg
+
+    from deepnotes.data import image_folder_splits, resolve_dataset
+
+    rng = np.random.default_rng(1)
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(10):
+            shape = (7 + i, 9, 3) if i % 2 else (5, 6)  # mixed sizes, RGB and grey
+            mpimg.imsave(tmp_path / cls / f"{i}.png", rng.random(shape), cmap="gray")
+    splits = image_folder_splits(tmp_path, seed=0, size=(8, 8), channels=3)
+    assert splits.in_shape == (3, 8, 8) and splits.num_classes == 2
+    x, _ = next(iter(make_loader(splits.train, 4)))
+    assert x.shape == (4, 3, 8, 8)
+    grey = resolve_dataset(f"folder:{tmp_path}")(seed=0)
+    assert grey.num_classes == 2
+    with pytest.raises(ValueError, match="channels must be one of 1, 3"):
+        image_folder_splits(tmp_path, channels=2)

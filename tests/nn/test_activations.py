@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from tests._reference import assert_forward_backward, assert_same_maths
 from torch import nn
 
 from deepnotes import nn as dn
+from tests._reference import assert_forward_backward, assert_same_maths
 
 CASES = [
     (dn.sigmoid, torch.sigmoid, dn.Sigmoid(), nn.Sigmoid()),

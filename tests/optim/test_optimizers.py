@@ -8,10 +8,10 @@ import math
 
 import pytest
 import torch
-from tests._reference import assert_iterative
 
 from deepnotes.core.registry import OPTIMIZERS
 from deepnotes.optim import SGD, Adagrad, Adam, Momentum, RMSProp
+from tests._reference import assert_iterative
 
 # (our class, torch twin, shared kwargs); each runs with two groups whose hyperparameters differ
 CONFIGS = [

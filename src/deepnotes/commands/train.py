@@ -17,7 +17,7 @@ def register(sub) -> None:
         "TensorBoard events (if installed) and summary.json to --out. Use --list to see the names.",
     )
     p.add_argument("--model", default="mlp", help="model name (default: mlp)")
-    p.add_argument("--data", default="digits", help="dataset name (default: digits)")
+    p.add_argument("--data", default="digits", help="dataset name, or folder:PATH for your own class-per-folder images (default: digits)")
     p.add_argument("--optimizer", default="adam", help="optimizer name (default: adam)")
     p.add_argument("--loss", default=None, help="loss name (default: cross-entropy / MSE by task)")
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 1e-3)")
@@ -42,6 +42,7 @@ def run(args) -> int:
     from deepnotes.core.io import atomic_write_json
     from deepnotes.core.registry import DATASETS, LOSSES, MODELS, OPTIMIZERS
     from deepnotes.core.seeding import seed_everything
+    from deepnotes.data import resolve_dataset
     from deepnotes.plugins import load_all
     from deepnotes.train import NonFiniteLossError, Trainer
 
@@ -57,7 +58,7 @@ def run(args) -> int:
     check_int("--seed", args.seed, min=0)
     # resolve every name before doing any work, so a typo fails fast with the valid names
     model_factory, opt_factory = MODELS.get(args.model), OPTIMIZERS.get(args.optimizer)
-    data_factory = DATASETS.get(args.data)
+    data_factory = resolve_dataset(args.data)
     loss_fn = LOSSES.create(args.loss) if args.loss else None
     out = Path(args.out or f"runs/{args.model}-{args.data}-{args.seed}")
     config = {k: getattr(args, k) for k in CONFIG_KEYS}

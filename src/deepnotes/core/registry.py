@@ -19,6 +19,7 @@ Example
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,9 +47,20 @@ class Entry:
 class Registry:
     """A named collection of factories of one kind (``"model"``, ``"dataset"``, ...)."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, loader: str | None = None):
         self.kind = kind
         self._entries: dict[str, Entry] = {}
+        # dotted path of a function importing every module that registers into this registry;
+        # called once, lazily, so `MODELS.create("cnn", ...)` works without importing models first
+        self._loader = loader
+        self._loaded = loader is None
+
+    def _ensure_loaded(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True  # set first: the loader's imports may look names up themselves
+        module, _, func = self._loader.rpartition(".")
+        getattr(importlib.import_module(module), func)()
 
     def register(self, name: str | None = None, **meta: Any) -> Callable[[Any], Any]:
         """Decorator registering ``obj`` under ``name`` (default: ``obj.__name__``).
@@ -73,6 +85,8 @@ class Registry:
         return self.register(name, **meta)(obj)
 
     def entry(self, name: str) -> Entry:
+        if name not in self._entries:
+            self._ensure_loaded()
         try:
             return self._entries[name]
         except KeyError:
@@ -90,18 +104,22 @@ class Registry:
         return self.get(name)(*args, **kwargs)
 
     def names(self) -> list[str]:
+        self._ensure_loaded()
         return sorted(self._entries)
 
     def entries(self) -> list[Entry]:
         return [self._entries[k] for k in self.names()]
 
     def __contains__(self, name: object) -> bool:
+        if name not in self._entries:
+            self._ensure_loaded()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __len__(self) -> int:
+        self._ensure_loaded()
         return len(self._entries)
 
     def __repr__(self) -> str:
@@ -112,11 +130,11 @@ def _qualname(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
 
-# The project's registries. Library modules register into these at import time;
-# ``deepnotes.registry_loader.load_all()`` imports every module that registers something.
-MODELS = Registry("model")
-DATASETS = Registry("dataset")
-OPTIMIZERS = Registry("optimizer")
-LOSSES = Registry("loss")
-CLAIMS = Registry("claim")
-BENCH_CASES = Registry("bench case")
+# The project's registries. Library modules register into these at import time; the first lookup
+# of an unknown name (or a listing) imports every module that registers into that registry.
+MODELS = Registry("model", loader="deepnotes.plugins.load_all")
+DATASETS = Registry("dataset", loader="deepnotes.plugins.load_all")
+OPTIMIZERS = Registry("optimizer", loader="deepnotes.plugins.load_all")
+LOSSES = Registry("loss", loader="deepnotes.plugins.load_all")
+CLAIMS = Registry("claim", loader="deepnotes.lab.loader.load_claims")
+BENCH_CASES = Registry("bench case", loader="deepnotes.bench.runner.load_cases")

@@ -2,7 +2,7 @@
 
 from deepnotes.data.builtin import digits, linear, make_linear
 from deepnotes.data.datasets import LazyFileDataset, TensorDataset
-from deepnotes.data.folder import image_folder, read_image
+from deepnotes.data.folder import image_folder, image_folder_splits, read_image, resize_to, resolve_dataset
 from deepnotes.data.loading import collate_variable, make_loader
 from deepnotes.data.splits import DataSplits, split_dataset
 
@@ -13,9 +13,12 @@ __all__ = [
     "collate_variable",
     "digits",
     "image_folder",
+    "image_folder_splits",
     "linear",
     "make_linear",
     "make_loader",
     "read_image",
+    "resize_to",
+    "resolve_dataset",
     "split_dataset",
 ]

@@ -50,3 +50,49 @@ def image_folder(root: str | os.PathLike, transform=None) -> LazyFileDataset:
     ds.classes = classes
     ds.class_to_idx = {c: i for i, c in enumerate(classes)}
     return ds
+
+
+def resize_to(size: tuple[int, int]):
+    """A transform resizing a ``(C, H, W)`` image to ``size`` (bilinear, antialiased)."""
+    import torch.nn.functional as F
+
+    def _resize(x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x.unsqueeze(0), size=size, mode="bilinear", antialias=True, align_corners=False)[0]
+
+    return _resize
+
+
+def image_folder_splits(root: str | os.PathLike, seed: int = 0, size: tuple[int, int] = (32, 32), channels: int = 3):
+    """A user's class-per-sub-folder images as train / val / test :class:`DataSplits` (70/15/15).
+
+    Images are read lazily, converted to ``channels`` channels (grey ↔ RGB; an alpha channel is
+    dropped) and resized to ``size`` so they can be batched.
+    """
+    from deepnotes.core.checks import check_choice
+    from deepnotes.data.splits import DataSplits, split_dataset
+
+    check_choice("channels", channels, (1, 3))
+    resize = resize_to(tuple(size))
+
+    def prepare(x: torch.Tensor) -> torch.Tensor:
+        x = x[:3]
+        if channels == 1 and x.shape[0] == 3:
+            x = x.mean(0, keepdim=True)
+        elif channels == 3 and x.shape[0] == 1:
+            x = x.expand(3, -1, -1)
+        return resize(x)
+
+    ds = image_folder(root, transform=prepare)
+    train, val, test = split_dataset(ds, seed=seed)
+    return DataSplits(train, val, test, in_shape=(channels, *size), num_classes=len(ds.classes))
+
+
+def resolve_dataset(name: str):
+    """The dataset factory for ``name``: a registered name, or ``folder:PATH`` for a user's images."""
+    from functools import partial
+
+    from deepnotes.core.registry import DATASETS
+
+    if name.startswith("folder:"):
+        return partial(image_folder_splits, name[len("folder:") :])
+    return DATASETS.get(name)

@@ -141,7 +141,7 @@ class InceptionV3(ImageClassifier):
     ``[aux]`` (empty without ``aux_logits``)."""
 
     min_size = 75
-    aux_min_size = 139  # the auxiliary head's 5×5/3 pool and 5×5 conv need a 17×17 grid
+    aux_min_size = 299  # the auxiliary head's 5×5/3 pool and 5×5 conv need a 17×17 grid
 
     def __init__(self, num_classes: int = 1000, in_channels: int = 3, aux_logits: bool = False, dropout: float = 0.5):
         super().__init__()

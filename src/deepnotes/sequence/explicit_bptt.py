@@ -1,4 +1,4 @@
-"""One LSTM / GRU layer with backpropagation through time written out by hand.
+"""One RNN / LSTM / GRU layer with backpropagation through time written out by hand.
 
 Autograd on the unrolled loop is correct but slow: it records ~20 nodes per step and replays them
 one by one. Written out, BPTT is a short recurrence running backwards over time; everything that
@@ -7,12 +7,13 @@ steps at once, so each step costs a couple of element-wise products and one matr
 weight gradients are sums over time, ``∂L/∂W_hh = Σ_t δ_tᵀ h_{t−1}``, done as *one* matrix
 product after the loop.
 
-``lstm_layer`` / ``gru_layer`` are the fast versions used by :class:`~deepnotes.sequence.LSTM` and
-:class:`~deepnotes.sequence.GRU`; ``lstm_layer_autograd`` / ``gru_layer_autograd`` are the plain
-loops they are tested against (and ``gradcheck``). The hand-written backward is not itself
+``rnn_layer`` / ``lstm_layer`` / ``gru_layer`` are the fast versions used by
+:class:`~deepnotes.sequence.RNN`, :class:`~deepnotes.sequence.LSTM` and
+:class:`~deepnotes.sequence.GRU`; the ``*_autograd`` functions are the plain loops they are tested
+against (and ``gradcheck``). The hand-written backward is not itself
 differentiable (no double backward).
 
-Shapes: ``xw`` Tensor[T, N, 4H] (LSTM: ``x W_ihᵀ + b_ih + b_hh``), ``gi`` Tensor[T, N, 3H]
+Shapes: ``xw`` Tensor[T, N, H] (RNN) or Tensor[T, N, 4H] (LSTM: ``x W_ihᵀ + b_ih + b_hh``), ``gi`` Tensor[T, N, 3H]
 (GRU: ``x W_ihᵀ + b_ih``), states Tensor[N, H], ``w_hh`` Tensor[G·H, H], ``b_hh`` Tensor[3H] or None.
 """
 
@@ -22,6 +23,40 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from deepnotes.sequence.cells import gru_pointwise, lstm_pointwise
+
+
+class _RNNLayer(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, xw, h0, w_hh, relu: bool):
+        out = xw.new_empty(xw.shape[0], xw.shape[1], h0.shape[-1])
+        w_t = w_hh.t()
+        h = h0
+        for t in range(xw.shape[0]):
+            torch.addmm(xw[t], h, w_t, out=out[t])
+            if relu:
+                out[t].clamp_(min=0)
+            else:
+                out[t].tanh_()
+            h = out[t]
+        ctx.save_for_backward(out, h0, w_hh)
+        ctx.relu = relu
+        return out, out[-1].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_out, d_hn):
+        out, h0, w_hh = ctx.saved_tensors
+        # act'(pre) from the output alone, for all steps at once: tanh' = 1 − h², relu' = [h > 0]
+        deriv = (out > 0).to(out.dtype) if ctx.relu else 1 - out * out
+        d_pre = torch.empty_like(out)
+        dh = d_hn.clone()
+        for t in range(out.shape[0] - 1, -1, -1):
+            dh += d_out[t]
+            torch.mul(dh, deriv[t], out=d_pre[t])
+            dh = d_pre[t] @ w_hh  # one factor W_hh·diag(act') per step back: the product that vanishes/explodes
+        h_prev = torch.cat([h0.unsqueeze(0), out[:-1]])
+        d_w_hh = d_pre.flatten(0, 1).t() @ h_prev.flatten(0, 1)
+        return d_pre, dh, d_w_hh, None
 
 
 class _LSTMLayer(torch.autograd.Function):
@@ -126,6 +161,11 @@ class _GRULayer(torch.autograd.Function):
         return d_gi, dh, d_w_hh, d_b_hh
 
 
+def rnn_layer(xw: torch.Tensor, h0: torch.Tensor, w_hh: torch.Tensor, nonlinearity: str = "tanh"):
+    """Run one Elman layer (``xw`` Tensor[T, N, H] holds ``x W_ihᵀ + b_ih + b_hh``); returns ``(out, h_T)``."""
+    return _RNNLayer.apply(xw, h0, w_hh, nonlinearity == "relu")
+
+
 def lstm_layer(xw: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, w_hh: torch.Tensor):
     """Run one LSTM layer; returns ``(out Tensor[T, N, H], h_T, c_T)``. Backward: hand-written BPTT."""
     return _LSTMLayer.apply(xw, h0, c0, w_hh)
@@ -134,6 +174,16 @@ def lstm_layer(xw: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, w_hh: torch
 def gru_layer(gi: torch.Tensor, h0: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor | None):
     """Run one GRU layer; returns ``(out Tensor[T, N, H], h_T)``. Backward: hand-written BPTT."""
     return _GRULayer.apply(gi, h0, w_hh, b_hh)
+
+
+def rnn_layer_autograd(xw, h0, w_hh, nonlinearity="tanh"):
+    """The readable loop that :func:`rnn_layer` must agree with (autograd does the BPTT)."""
+    act = torch.relu if nonlinearity == "relu" else torch.tanh
+    h, outs = h0, []
+    for t in range(xw.shape[0]):
+        h = act(torch.addmm(xw[t], h, w_hh.t()))
+        outs.append(h)
+    return torch.stack(outs), h
 
 
 def lstm_layer_autograd(xw, h0, c0, w_hh):

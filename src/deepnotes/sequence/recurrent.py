@@ -8,9 +8,9 @@ backpropagation through time is autograd running backwards through the unrolled 
 
 Speed: the input-to-hidden product does not depend on the previous step, so it is computed for
 all time steps in one matrix product before the loop; only ``h W_hhᵀ`` and the element-wise gate
-maths stay inside the loop. LSTM (without projection) and GRU layers backpropagate through time
-with the hand-written recurrence of :mod:`deepnotes.sequence.explicit_bptt`; the vanilla RNN and
-the projected LSTM let autograd run backwards through the loop. Packed (variable-length) sequences are not supported: pad and read
+maths stay inside the loop. RNN, LSTM (without projection) and GRU layers backpropagate through
+time with the hand-written recurrence of :mod:`deepnotes.sequence.explicit_bptt`; only the
+projected LSTM lets autograd run backwards through the loop. Packed (variable-length) sequences are not supported: pad and read
 the outputs at each sequence's own last step instead.
 """
 
@@ -24,7 +24,7 @@ from torch import nn
 
 from deepnotes.core.checks import check_choice, check_float, check_int, check_tensor, check_type
 from deepnotes.sequence.cells import GATES, lstm_pointwise
-from deepnotes.sequence.explicit_bptt import gru_layer, lstm_layer
+from deepnotes.sequence.explicit_bptt import gru_layer, lstm_layer, rnn_layer
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
@@ -200,21 +200,17 @@ class _RNNBase(nn.Module):
         if self.mode == "LSTM" and w_hr is None:
             y, h, c = lstm_layer(xw, state[0], state[1], w_hh)
             return y, (h, c)
+        if self.mode != "LSTM":
+            return rnn_layer(xw, state, w_hh, "tanh" if self.mode == "RNN_TANH" else "relu")
+        # LSTM with a projection: the plain loop, autograd does the BPTT
         w_hh_t = w_hh.t()
         outs: list[torch.Tensor] = []
-        if self.mode == "LSTM":  # with a projection: the plain autograd loop
-            h, c = state
-            for t in range(x.shape[0]):
-                h, c = lstm_pointwise(torch.addmm(xw[t], h, w_hh_t), c)
-                h = h @ w_hr.t()
-                outs.append(h)
-            return torch.stack(outs), (h, c)
-        act = torch.tanh if self.mode == "RNN_TANH" else torch.relu
-        h = state
+        h, c = state
         for t in range(x.shape[0]):
-            h = act(torch.addmm(xw[t], h, w_hh_t))
+            h, c = lstm_pointwise(torch.addmm(xw[t], h, w_hh_t), c)
+            h = h @ w_hr.t()
             outs.append(h)
-        return torch.stack(outs), h
+        return torch.stack(outs), (h, c)
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"

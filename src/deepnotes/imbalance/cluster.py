@@ -1,0 +1,90 @@
+"""Cluster-centroid under-sampling: replace a class by the centres of K-means with K = target size.
+
+Each targeted class is clustered by :class:`deepnotes.classic.KMeans` (Lloyd iterations with
+k-means++ seeding, scikit-learn's stopping rule) into as many clusters as samples it should keep,
+and the class is replaced by the cluster centres (imblearn's ``voting="soft"``). Classes not
+targeted are kept as they are. The output is ordered class by class in sorted class order, like
+``imblearn.under_sampling.ClusterCentroids``; there is no ``sample_indices_`` since the centres
+are new points.
+
+Example
+-------
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> X = rng.normal(size=(60, 2)); y = np.array([0] * 50 + [1] * 10)
+>>> X_res, y_res = ClusterCentroids(random_state=0).fit_resample(X, y)
+>>> np.bincount(y_res).tolist()
+[10, 10]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from deepnotes.classic.kmeans import KMeans
+from deepnotes.core.checks import check_float, check_int
+from deepnotes.imbalance._base import BaseSampler, class_indices, random_state_of
+
+
+class ClusterCentroids(BaseSampler):
+    """Under-sample by K-means centroids.
+
+    Parameters
+    ----------
+    sampling_strategy : float, str, dict or callable
+        Default ``"auto"``: every class but the minority shrinks to the minority size.
+    random_state : None, int or RandomState
+        Seeds the k-means++ initialization.
+    max_iter : int
+        Lloyd iterations at most (sklearn's default 300).
+    tol : float
+        Relative centre-shift tolerance (sklearn's default 1e-4).
+
+    Attributes
+    ----------
+    sampling_strategy_ : OrderedDict class -> number kept
+    estimators_ : dict class -> fitted KMeans
+    """
+
+    _sampling_type = "under-sampling"
+    _floating = True
+
+    def __init__(
+        self,
+        *,
+        sampling_strategy: Any = "auto",
+        random_state: Any = None,
+        max_iter: int = 300,
+        tol: float = 1e-4,
+    ):
+        self.sampling_strategy = sampling_strategy
+        self.random_state = random_state
+        self.max_iter = max_iter
+        self.tol = tol
+
+    def _resample(self, X, codes, counts, targets):
+        max_iter = check_int("max_iter", self.max_iter, min=1)
+        tol = check_float("tol", self.tol, min=0.0)
+        if isinstance(self.random_state, (int, np.integer)) and not isinstance(self.random_state, bool):
+            seed = check_int("random_state", self.random_state, min=0)
+        else:  # None or a RandomState: draw a seed from it
+            seed = int(random_state_of(self.random_state).randint(np.iinfo(np.int32).max))
+        parts, labels = [], []
+        self.estimators_ = {}
+        for c in range(len(counts)):  # a loop over classes
+            members = class_indices(codes, c)
+            if c in targets and targets[c] < len(members):
+                if targets[c] == 0:
+                    continue
+                km = KMeans(n_clusters=targets[c], max_iter=max_iter, tol=tol, random_state=seed)
+                km.fit(X[members].to(torch.float64))
+                self.estimators_[c] = km
+                parts.append(km.cluster_centers_.to(X.dtype))
+                labels.append(torch.full((targets[c],), c, dtype=torch.int64))
+            else:
+                parts.append(X[members])
+                labels.append(codes[members])
+        return torch.cat(parts), torch.cat(labels)

@@ -1,0 +1,71 @@
+"""Callbacks that shape or guard the optimization: penalties, max-norm, divergence abort."""
+
+from __future__ import annotations
+
+import math
+
+from deepnotes.core.checks import check_float
+from deepnotes.nn.regularizers import add_penalty_grad_, max_norm_
+from deepnotes.train.callbacks import Callback
+
+
+class DivergenceError(RuntimeError):
+    """The cost grew beyond ``factor ×`` its initial value; the message gives both numbers."""
+
+
+class DivergenceGuard(Callback):
+    """Abort training when a batch's loss exceeds ``factor`` times the initial loss.
+
+    The notes' rule of thumb (a cost above 3× its starting value means the learning rate is too
+    high and the run will not recover). The initial loss is the mean of the first ``warmup``
+    batches, which damps the noise of a single batch. Raises :class:`DivergenceError`; the trainer
+    records the status ``"diverged"`` and keeps the last completed epoch's checkpoint.
+    """
+
+    def __init__(self, factor: float = 3.0, warmup: int = 1):
+        from deepnotes.core.checks import check_int
+
+        self.factor = check_float("factor", factor, min=1.0, min_inclusive=False)
+        self.warmup = check_int("warmup", warmup, min=1)
+        self.initial: float | None = None
+        self._first: list[float] = []
+
+    def on_batch_end(self, trainer, batch_index, loss):
+        if self.initial is None:
+            self._first.append(loss)
+            if len(self._first) == self.warmup:
+                self.initial = sum(self._first) / self.warmup
+            return
+        if math.isfinite(loss) and loss > self.factor * self.initial:
+            raise DivergenceError(
+                f"loss {loss:.4g} at step {trainer.step} exceeds {self.factor:g} x the initial loss "
+                f"{self.initial:.4g}; training aborted (learning rate too high?)"
+            )
+
+    def state(self) -> dict:
+        return {"initial": self.initial}
+
+
+class WeightPenalty(Callback):
+    """Add the L1 / L2 (sub)gradients ``l1·sign(w) + l2·w`` of the weights after each backward.
+
+    Equivalent to training on ``loss + l1 Σ|w| + l2/2 Σw²`` (biases excluded); the reported loss is
+    the data loss alone.
+    """
+
+    def __init__(self, l1: float = 0.0, l2: float = 0.0):
+        self.l1 = check_float("l1", l1, min=0.0)
+        self.l2 = check_float("l2", l2, min=0.0)
+
+    def on_after_backward(self, trainer):
+        add_penalty_grad_(trainer.model.parameters(), self.l1, self.l2)
+
+
+class MaxNorm(Callback):
+    """Project every unit's incoming weights onto the ball of radius ``max_norm`` after each step."""
+
+    def __init__(self, max_norm: float):
+        self.max_norm = check_float("max_norm", max_norm, min=0.0, min_inclusive=False)
+
+    def on_batch_end(self, trainer, batch_index, loss):
+        max_norm_(trainer.model.parameters(), self.max_norm)
