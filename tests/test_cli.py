@@ -90,3 +90,9 @@ def test_train_bad_values_and_list(tmp_path, capsys):
     assert main(["train", "--list"]) == 0
     out = capsys.readouterr().out
     assert "models" in out and "digits" in out
+
+
+def test_threads_option_is_validated(tmp_path, capsys):
+    assert main(["lab", "--threads", "0", "--only", "1a", "--out", str(tmp_path)]) == 2
+    assert "--threads must be >= 1" in capsys.readouterr().err
+    assert main(["bench", "--threads", "0", "--only", "trainer_overhead", "--out", str(tmp_path)]) == 2

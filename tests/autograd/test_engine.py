@@ -233,3 +233,9 @@ def test_bad_inputs():
         MLP(2, [2])([1.0])
     with pytest.raises(ValueError, match="sizes"):
         MLP(2, [])
+    with pytest.raises(ValueError, match="sizes"):
+        MLP(2, [3, 0])
+    with pytest.raises(ValueError, match="n_inputs"):
+        MLP(0, [2])
+    with pytest.raises(ValueError, match="seed"):
+        MLP(2, [2], seed=-1)

@@ -59,6 +59,11 @@ def test_bad_expressions(expr, values):
         walkthrough(expr, **values)
 
 
+def test_expression_must_be_a_string():
+    with pytest.raises(TypeError, match="expression"):
+        walkthrough(3.0)
+
+
 def test_cli(capsys):
     assert main(["autograd", "max(x*y, x+z)", "x=2", "y=-3", "z=4"]) == 0
     out = capsys.readouterr().out

@@ -62,3 +62,8 @@ def test_check_same_length():
     assert checks.check_same_length(a=[1, 2], b=[3, 4]) == 2
     with pytest.raises(ValueError, match="a has 2, b has 3"):
         checks.check_same_length(a=[1, 2], b=[1, 2, 3])
+
+
+def test_as_tensor_keeps_scalars_zero_dimensional():
+    assert checks.as_tensor("x", 3.5).shape == ()
+    assert checks.as_tensor("x", np.float64(2.0)).shape == ()

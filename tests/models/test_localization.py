@@ -14,6 +14,16 @@ from deepnotes.models.localization import (
 from tests._reference import assert_same_maths
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # the CI box is small and shared: one intra-op thread avoids oversubscription slowdowns
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+
 def test_shapes_boxes_are_tight_around_the_shape():
     x, y, b = make_shapes(50, 20, seed=3, noise=0.0)
     assert x.shape == (50, 3, 20, 20) and y.shape == (50,) and b.shape == (50, 4)

@@ -5,7 +5,6 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests._reference import assert_forward_backward, assert_same_maths
 
 from deepnotes.nn.conv import (
     Col2imConvTranspose2d,
@@ -13,6 +12,7 @@ from deepnotes.nn.conv import (
     conv2d_im2col,
     conv_transpose2d_col2im,
 )
+from tests._reference import assert_forward_backward, assert_same_maths
 
 D = torch.float64
 

@@ -6,9 +6,9 @@ import torch.nn.functional as F
 import torchvision
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests._reference import assert_forward_backward, assert_same_maths
 
 from deepnotes.nn.deform import DeformConv2d, deform_conv2d
+from tests._reference import assert_forward_backward, assert_same_maths
 
 D = torch.float64
 

@@ -129,3 +129,7 @@ def test_bad_inputs():
         ours.init_module(torch.empty(2, 2), "zeros")
     with pytest.raises(TypeError, match="tensor"):
         ours.zeros_([0.0, 1.0])
+    with pytest.raises(ValueError, match="val"):
+        ours.constant_(torch.empty(2), float("nan"))
+    with pytest.raises(ValueError, match="scale"):
+        ours.small_random_(torch.empty(2), scale=-0.01)

@@ -5,7 +5,6 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests._reference import assert_forward_backward, assert_same_maths
 
 from deepnotes.nn.lrn import LocalResponseNorm, local_response_norm
 from deepnotes.nn.pooling import (
@@ -20,6 +19,7 @@ from deepnotes.nn.pooling import (
     max_unpool2d,
     spatial_pyramid_pool,
 )
+from tests._reference import assert_forward_backward, assert_same_maths
 
 D = torch.float64
 pool_args = dict(

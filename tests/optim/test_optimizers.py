@@ -211,6 +211,10 @@ def _p():
         (lambda: Adam(_p(), eps=-1e-8), "eps"),
         (lambda: Adam(_p(), weight_decay=-0.1), "weight_decay"),
         (lambda: Adam(_p(), lr=math.nan), "lr"),
+        (lambda: SGD(_p(), lr=0.1, momentum=0.9, dampening=math.inf), "dampening"),
+        (lambda: Adagrad(_p(), weight_decay=-1.0), "weight_decay"),
+        (lambda: RMSProp(_p(), weight_decay=-1.0), "weight_decay"),
+        (lambda: Adam(_p(), betas=(0.9, 0.999, 0.1)), "betas"),
     ],
 )
 def test_bad_hyperparameters_raise_value_error(factory, match):
@@ -221,6 +225,8 @@ def test_bad_hyperparameters_raise_value_error(factory, match):
 def test_bad_types_raise_type_error():
     with pytest.raises(TypeError, match="betas"):
         Adam(_p(), betas=0.9)
+    with pytest.raises(TypeError, match="betas"):
+        Adam(_p(), betas=(0.9, "0.999"))
     with pytest.raises(TypeError, match="lr"):
         SGD(_p(), lr="0.1")
 
@@ -230,3 +236,20 @@ def test_sparse_gradient_is_rejected():
     p.grad = torch.zeros(3).to_sparse()
     with pytest.raises(ValueError, match="grad"):
         Adam([p]).step()
+
+
+def test_works_with_torch_lr_schedulers():
+    trajs = []
+    for cls in (Adam, torch.optim.Adam):
+        params = [p.clone().requires_grad_(True) for p in make_params(4)]
+        opt = cls(params, lr=0.05)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=10, gamma=0.5)
+        out = []
+        for _ in range(40):
+            opt.zero_grad()
+            loss_fn(params).backward()
+            opt.step()
+            sched.step()
+            out.append(p0_flat([p.detach() for p in params]))
+        trajs.append(torch.stack(out))
+    assert_iterative(trajs[0], trajs[1])

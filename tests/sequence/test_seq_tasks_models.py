@@ -31,10 +31,11 @@ def test_adding_problem_structure():
 
 def test_copy_task_structure():
     x, y = make_copy(50, num_symbols=4, delay=6, alphabet=5, seed=1)
-    assert x.shape == (50, 14, 7) and y.shape == (50, 4)
+    assert x.shape == (50, 14, 7) and y.shape == (50, 14)
     tokens = x.argmax(2)
     assert torch.equal(x.sum(2), torch.ones(50, 14))  # one-hot
-    assert torch.equal(tokens[:, :4], y)
+    assert torch.equal(y[:, -4:], tokens[:, :4]) and bool((y[:, :-4] == 0).all())
+    y = y[:, -4:]
     assert bool((tokens[:, 4:10] == 0).all()) and bool((tokens[:, 10] == 6).all())
     assert bool((tokens[:, 11:] == 0).all())
     assert int(y.min()) >= 1 and int(y.max()) <= 5
@@ -80,15 +81,24 @@ def test_model_contract(model, data):
         assert p.grad is not None and bool(torch.isfinite(p.grad).all()), name
 
 
-@pytest.mark.parametrize("model", ["lstm", "tcn"])
-def test_per_step_output_for_copy(model):
+@pytest.mark.parametrize("model", ["rnn_seq", "lstm_seq", "gru_seq", "tcn_seq"])
+def test_per_step_models_on_copy(model):
     splits = DATASETS.create("copy", seed=0, n=16, num_symbols=3, delay=2)
-    m = MODELS.create(model, splits.in_shape, splits.num_classes, out_steps=3)
+    m = MODELS.create(model, splits.in_shape, splits.num_classes)
     x = torch.stack([splits.train[i][0] for i in range(4)])
     y = torch.stack([splits.train[i][1] for i in range(4)])
     out = m(x)
-    assert out.shape == (4, splits.num_classes, 3)
+    assert out.shape == (4, splits.num_classes, 8)
     F.cross_entropy(out, y).backward()
+    with pytest.raises(ValueError, match="out_steps"):
+        MODELS.create(model, splits.in_shape, splits.num_classes, out_steps=2)
+
+
+def test_out_steps_reads_the_last_steps():
+    torch.manual_seed(0)
+    m = MODELS.create("lstm", (6, 3), 4, hidden_size=5, out_steps=2).double()
+    x = torch.randn(2, 6, 3, dtype=torch.float64)
+    assert torch.equal(m(x), m.head.fc(m.rnn(x)[0][:, -2:]).transpose(1, 2))
 
 
 def test_last_step_readout_is_causal_recurrent_output():
@@ -96,6 +106,21 @@ def test_last_step_readout_is_causal_recurrent_output():
     m = MODELS.create("gru", (5, 3), 2, hidden_size=4).double()
     x = torch.randn(2, 5, 3, dtype=torch.float64)
     assert torch.equal(m(x), m.head.fc(m.rnn(x)[0][:, -1]))
+
+
+def test_variational_dropout_option():
+    torch.manual_seed(0)
+    m = MODELS.create("lstm", (6, 3), 2, hidden_size=4, variational_dropout=0.5).double()
+    x = torch.randn(3, 6, 3, dtype=torch.float64)
+    m.eval()
+    assert torch.equal(m(x), m.head.fc(m.rnn(x)[0][:, -1]))  # eval: identity
+    m.train()
+    torch.manual_seed(1)
+    dropped_in = m.drop(x)
+    zero = dropped_in == 0
+    assert bool(zero.any()) and torch.equal(zero, zero[:, :1].expand_as(zero))  # same mask at every step
+    with pytest.raises(ValueError, match="p"):
+        MODELS.create("gru", (6, 3), 2, variational_dropout=1.5)
 
 
 def test_model_errors():

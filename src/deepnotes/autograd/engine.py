@@ -181,22 +181,7 @@ class Value:
     # -- graph traversal ---------------------------------------------------------------------
     def topological_order(self) -> list[Value]:
         """Every node this value depends on, each after all of its parents (iterative DFS)."""
-        order: list[Value] = []
-        seen: set[int] = set()
-        stack: list[tuple[Value, bool]] = [(self, False)]
-        while stack:
-            node, parents_done = stack.pop()
-            if parents_done:
-                order.append(node)
-                continue
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            stack.append((node, True))  # emitted once all parents below it are emitted
-            for p in reversed(node.parents):  # reversed: the left operand is emitted first
-                if id(p) not in seen:
-                    stack.append((p, False))
-        return order
+        return topological_order(self)
 
     def backward(self) -> None:
         """Accumulate d(self)/d(node) into ``node.grad`` for every node of the graph.
@@ -217,6 +202,30 @@ class Value:
         """Reset the gradient of every node of the graph ending at this value to 0."""
         for node in self.topological_order():
             node.grad = 0.0
+
+
+def topological_order(root):
+    """Nodes reachable from ``root`` through ``.parents``, each after all of its parents.
+
+    An explicit stack replaces recursion, so graph depth is bounded by memory, not by Python's
+    recursion limit. Works for any node type with a ``parents`` tuple (scalars and tensors).
+    """
+    order: list = []
+    seen: set[int] = set()
+    stack: list = [(root, False)]
+    while stack:
+        node, parents_done = stack.pop()
+        if parents_done:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))  # emitted once all parents below it are emitted
+        for p in reversed(node.parents):  # reversed: the left operand is emitted first
+            if id(p) not in seen:
+                stack.append((p, False))
+    return order
 
 
 def vmax(a: Value | float, b: Value | float) -> Value:

@@ -15,6 +15,7 @@ def register(sub) -> None:
     p.add_argument("--only", nargs="+", metavar="NAME", help="case names (see --list)")
     p.add_argument("--out", default="bench-out", help="output folder (default: bench-out)")
     p.add_argument("--list", action="store_true", help="list the registered cases and exit")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     p.set_defaults(func=run)
 
 
@@ -22,6 +23,12 @@ def run(args) -> int:
     from deepnotes.bench.runner import run_case, select_cases, write_bench
 
     con = console()
+    if args.threads is not None:
+        import torch
+
+        from deepnotes.core.checks import check_int
+
+        torch.set_num_threads(check_int("--threads", args.threads, min=1))
     cases = select_cases(split_names(args.only))
     if args.list:
         for c in cases:

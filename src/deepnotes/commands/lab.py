@@ -17,6 +17,7 @@ def register(sub) -> None:
     p.add_argument("--out", default="lab-report", help="output folder (default: lab-report)")
     p.add_argument("--seed", type=int, default=0, help="seed passed to every experiment (default: 0)")
     p.add_argument("--list", action="store_true", help="list the registered claims and exit")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     p.set_defaults(func=run)
 
 
@@ -25,6 +26,12 @@ def run(args) -> int:
     from deepnotes.lab.runner import run_claim, select_claims
 
     con = console()
+    if args.threads is not None:
+        import torch
+
+        from deepnotes.core.checks import check_int
+
+        torch.set_num_threads(check_int("--threads", args.threads, min=1))
     claims = select_claims(split_names(args.only))
     if args.list:
         for c in claims:

@@ -1,4 +1,8 @@
-"""``deepnotes train``: train a registered model on a registered dataset."""
+"""``deepnotes train``: train a registered model on a registered dataset.
+
+Under ``torchrun --standalone --nproc_per_node=N -m deepnotes train ...`` the same command trains
+with DDP (``--backend gloo`` on CPU, ``nccl`` on GPUs); ``--batch-size`` is the global batch.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ def register(sub) -> None:
         "train",
         help="train a registered model on a registered dataset",
         description="Train MODEL on DATA with OPTIMIZER; writes config.json, metrics.csv, checkpoints, "
-        "TensorBoard events (if installed) and summary.json to --out. Use --list to see the names.",
+        "TensorBoard events (if installed), curves.png and summary.json to --out. Use --list to see the names. "
+        "Run it under torchrun for distributed data parallel training.",
     )
     p.add_argument("--model", default="mlp", help="model name (default: mlp)")
     p.add_argument("--data", default="digits", help="dataset name, or folder:PATH for your own class-per-folder images (default: digits)")
@@ -31,10 +36,20 @@ def register(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--list", action="store_true", help="list models, datasets, optimizers and losses, then exit")
+    p.add_argument("--l1", type=float, default=0.0, help="L1 penalty on the weights (default: 0)")
+    p.add_argument("--l2", type=float, default=0.0, help="L2 penalty l2/2·Σw² on the weights (default: 0)")
+    p.add_argument("--max-norm", type=float, default=None, help="max-norm constraint on each unit's weights")
+    p.add_argument("--divergence-factor", type=float, default=3.0,
+                   help="abort when a batch loss exceeds this many times the initial loss (default: 3; 0 = off)")
+    p.add_argument("--sanity", action="store_true",
+                   help="first check the initial loss against ln C and overfit a tiny subset; report pass/fail")
+    p.add_argument("--grad-norms", type=int, default=0, metavar="EVERY",
+                   help="record per-layer gradient norms every EVERY steps into grad_norms.csv")
+    p.add_argument("--backend", default="auto", help="under torchrun: auto (default), gloo or nccl")
     p.set_defaults(func=run)
 
 
-CONFIG_KEYS = ("model", "data", "optimizer", "loss", "lr", "weight_decay", "batch_size", "seed")
+CONFIG_KEYS = ("model", "data", "optimizer", "loss", "lr", "weight_decay", "batch_size", "seed", "l1", "l2", "max_norm")
 
 
 def run(args) -> int:
@@ -45,6 +60,11 @@ def run(args) -> int:
     from deepnotes.data import resolve_dataset
     from deepnotes.plugins import load_all
     from deepnotes.train import NonFiniteLossError, Trainer
+    from deepnotes.train import distributed as ddp
+    from deepnotes.train.guards import DivergenceError, DivergenceGuard, MaxNorm, WeightPenalty
+    from deepnotes.train.plots import CurvePlotter
+    from deepnotes.train.probes import GradientNormProbe
+    from deepnotes.train.sanity import SanityChecks
 
     load_all()
     con = console()
@@ -56,6 +76,18 @@ def run(args) -> int:
     check_int("--epochs", args.epochs, min=1)
     check_int("--batch-size", args.batch_size, min=1)
     check_int("--seed", args.seed, min=0)
+    check_float("--l1", args.l1, min=0.0)
+    check_float("--l2", args.l2, min=0.0)
+    if args.max_norm is not None:
+        check_float("--max-norm", args.max_norm, min=0.0, min_inclusive=False)
+    check_float("--divergence-factor", args.divergence_factor, min=0.0)
+    if 0 < args.divergence_factor <= 1:
+        raise ValueError(f"--divergence-factor must be 0 (off) or > 1, got {args.divergence_factor}")
+    check_int("--grad-norms", args.grad_norms, min=0)
+    distributed = ddp.launched_by_torchrun()
+    if distributed:  # validate before joining the process group, which would otherwise wait forever
+        ddp.resolve_backend(args.backend)
+        _, world, _ = ddp.env_world()
     # resolve every name before doing any work, so a typo fails fast with the valid names
     model_factory, opt_factory = MODELS.get(args.model), OPTIMIZERS.get(args.optimizer)
     data_factory = resolve_dataset(args.data)
@@ -67,11 +99,31 @@ def run(args) -> int:
 
     seed_everything(args.seed)
     splits = data_factory(seed=args.seed)
+    device = args.device
+    if distributed:
+        ddp.check_world_size(world, len(splits.train))
+        if args.batch_size % world:
+            raise ValueError(f"--batch-size (the global batch) {args.batch_size} must be divisible by the world size {world}")
+        rank, world, device = ddp.init_from_env(args.backend)
+        if rank != 0:
+            con.quiet = True  # one process reports
     model = model_factory(splits.in_shape, splits.num_classes)
     opt_kwargs = {"lr": args.lr}
     if args.weight_decay is not None:
         opt_kwargs["weight_decay"] = args.weight_decay
     optimizer = opt_factory(model.parameters(), **opt_kwargs)
+    callbacks = []
+    if args.sanity:
+        callbacks.append(SanityChecks())
+    if args.l1 or args.l2:
+        callbacks.append(WeightPenalty(args.l1, args.l2))
+    if args.max_norm is not None:
+        callbacks.append(MaxNorm(args.max_norm))
+    if args.divergence_factor:
+        callbacks.append(DivergenceGuard(args.divergence_factor))
+    if args.grad_norms:
+        callbacks.append(GradientNormProbe(args.grad_norms))
+    callbacks.append(CurvePlotter())
     trainer = Trainer(
         model,
         optimizer,
@@ -82,18 +134,24 @@ def run(args) -> int:
         epochs=args.epochs,
         batch_size=args.batch_size,
         seed=args.seed,
-        device=args.device,
+        device=device,
         out_dir=out,
         progress=not args.no_progress,
         num_workers=args.workers,
         config=config,
+        callbacks=callbacks,
     )
     t0 = time.perf_counter()
     try:
         history = trainer.fit(resume=args.resume)
-    except NonFiniteLossError as exc:
+    except (NonFiniteLossError, DivergenceError) as exc:
         con.print(f"[red]stopped:[/] {exc}")
+        ddp.cleanup()
         return 1
+    finally:
+        if args.sanity and callbacks[0].results:
+            for r in callbacks[0].results:
+                con.print(("[green]" if r.passed else "[red]") + f"sanity {r.line()}[/]")
     seconds = time.perf_counter() - t0
     for h in history:
         line = f"epoch {int(h['epoch']):>3}  train_loss {h['train_loss']:.4f}"
@@ -102,6 +160,9 @@ def run(args) -> int:
                 line += f"  {k} {h[k]:.4f}"
         con.print(line)
     test = trainer.evaluate(splits.test)
+    ddp.cleanup()
+    if not trainer.is_main:
+        return 0
     summary = json.loads((out / "summary.json").read_text())
     summary.update({f"test_{k}": v for k, v in test.items()})
     summary["device"] = str(trainer.device)

@@ -85,7 +85,8 @@ def as_tensor(name: str, value: Any, *, dtype: torch.dtype | None = None) -> tor
         raise TypeError(f"{name} must be a tensor or array-like: {exc}") from exc
     if arr.dtype == object or arr.dtype.kind in "USV":
         raise TypeError(f"{name} must hold numbers, got an array of dtype {arr.dtype}")
-    out = torch.from_numpy(np.ascontiguousarray(arr))
+    # ascontiguousarray would turn a 0-d array into shape (1,); keep scalars scalar
+    out = torch.from_numpy(np.ascontiguousarray(arr) if arr.ndim else arr.copy())
     return out if dtype is None else out.to(dtype)
 
 

@@ -6,6 +6,7 @@ from deepnotes.models.factory import create
 from deepnotes.models.googlenet import GoogLeNet, Inception, InceptionAux
 from deepnotes.models.inception import InceptionV3
 from deepnotes.models.interface import ImageClassifier
+from deepnotes.models.residual_mlp import ResidualBlock, ResidualMLP
 from deepnotes.models.resnet import BasicBlock, Bottleneck, ResNet
 from deepnotes.models.vgg import VGG
 
@@ -23,6 +24,8 @@ __all__ = [
     "InceptionV3",
     "LinearModel",
     "ResNet",
+    "ResidualBlock",
+    "ResidualMLP",
     "SmallCNN",
     "ZFNet",
     "create",

@@ -17,6 +17,22 @@ from deepnotes.nn.activations import (
     sigmoid,
     tanh,
 )
+from deepnotes.nn.calculators import (
+    conv_layer_table,
+    conv_output_size,
+    conv_params,
+    min_input_size,
+    padding_for,
+    receptive_field,
+    same_padding,
+)
+from deepnotes.nn.conv import (
+    Col2imConvTranspose2d,
+    Im2colConv2d,
+    conv2d_im2col,
+    conv_transpose2d_col2im,
+)
+from deepnotes.nn.deform import DeformConv2d, deform_conv2d
 from deepnotes.nn.init import (
     SCHEMES,
     calculate_fan_in_and_fan_out,
@@ -30,6 +46,19 @@ from deepnotes.nn.init import (
     xavier_normal_,
     xavier_uniform_,
     zeros_,
+)
+from deepnotes.nn.lrn import LocalResponseNorm, local_response_norm
+from deepnotes.nn.pooling import (
+    GlobalAvgPool2d,
+    MaxPool2d,
+    MaxUnpool2d,
+    SpatialPyramidPooling,
+    adaptive_pool2d,
+    avg_pool2d,
+    global_avg_pool2d,
+    max_pool2d,
+    max_unpool2d,
+    spatial_pyramid_pool,
 )
 
 __all__ = [
@@ -62,4 +91,30 @@ __all__ = [
     "xavier_normal_",
     "xavier_uniform_",
     "zeros_",
+    # conv ops, pooling, LRN, deformable conv, conv arithmetic
+    "Col2imConvTranspose2d",
+    "DeformConv2d",
+    "GlobalAvgPool2d",
+    "Im2colConv2d",
+    "LocalResponseNorm",
+    "MaxPool2d",
+    "MaxUnpool2d",
+    "SpatialPyramidPooling",
+    "adaptive_pool2d",
+    "avg_pool2d",
+    "conv2d_im2col",
+    "conv_layer_table",
+    "conv_output_size",
+    "conv_params",
+    "conv_transpose2d_col2im",
+    "deform_conv2d",
+    "global_avg_pool2d",
+    "local_response_norm",
+    "max_pool2d",
+    "max_unpool2d",
+    "min_input_size",
+    "padding_for",
+    "receptive_field",
+    "same_padding",
+    "spatial_pyramid_pool",
 ]

@@ -20,21 +20,33 @@ from deepnotes.core.checks import check_int, check_tensor
 from deepnotes.nn.calculators import _pair
 
 
-def _bilinear_gather(x: torch.Tensor, py: torch.Tensor, px: torch.Tensor) -> torch.Tensor:
-    """Sample ``x (N, G, Cg, H, W)`` at ``(py, px) (N, G, P)`` → ``(N, G, Cg, P)``, zero outside."""
+def _bilinear_gather(x: torch.Tensor, py: torch.Tensor, px: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+    """Sample ``x (N, G, Cg, H, W)`` at ``(py, px) (N, G, P)`` → ``(N, G, P, Cg)``, zero outside.
+
+    ``scale (N, G, P)`` (the DCN v2 mask) multiplies each sample; it is folded into the four
+    bilinear weights so the gathered values are touched only once.
+    """
     n, g, cg, h, w = x.shape
-    flat = x.reshape(n, g, cg, h * w)
+    # channels last: each gathered row is one contiguous Cg-vector, so one index_select does all taps
+    rows = x.permute(0, 1, 3, 4, 2).reshape(n * g * h * w, cg)
     inside = (py > -1) & (py < h) & (px > -1) & (px < w)
     y0, x0 = torch.floor(py), torch.floor(px)
     ly, lx = py - y0, px - x0  # fractional parts carry the gradient w.r.t. the offsets
     y0, x0 = y0.long(), x0.long()
-    out = 0
-    for dy, dx, wgt in ((0, 0, (1 - ly) * (1 - lx)), (0, 1, (1 - ly) * lx), (1, 0, ly * (1 - lx)), (1, 1, ly * lx)):
-        yy, xx = y0 + dy, x0 + dx
-        ok = inside & (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
-        idx = (yy.clamp(0, h - 1) * w + xx.clamp(0, w - 1)).unsqueeze(2).expand(n, g, cg, -1)
-        vals = torch.gather(flat, 3, idx)
-        out = out + vals * (wgt * ok).unsqueeze(2)
+    corner_y = torch.stack([y0, y0, y0 + 1, y0 + 1])  # (4, N, G, P): the four neighbours
+    corner_x = torch.stack([x0, x0 + 1, x0, x0 + 1])
+    weights = torch.stack([(1 - ly) * (1 - lx), (1 - ly) * lx, ly * (1 - lx), ly * lx])
+    ok = inside & (corner_y >= 0) & (corner_y < h) & (corner_x >= 0) & (corner_x < w)
+    base = (torch.arange(n * g, device=x.device) * (h * w)).view(1, n, g, 1)
+    idx = base + corner_y.clamp(0, h - 1) * w + corner_x.clamp(0, w - 1)
+    weights = weights * ok
+    if scale is not None:
+        weights = weights * scale
+    weights = weights.unsqueeze(-1)
+    vals = rows.index_select(0, idx.reshape(-1)).view(4, n, g, -1, cg)
+    out = vals[0] * weights[0]
+    for i in (1, 2, 3):  # accumulate corner by corner: no 4× temporary and no separate sum pass
+        out = out.addcmul(vals[i], weights[i])
     return out
 
 
@@ -110,10 +122,9 @@ def deform_conv2d(
     off = offset.reshape(n, og, kk, 2, oh * ow)
     py = (iy[:, None] + oy[None, :]) + off[:, :, :, 0]  # (N, og, K, L)
     px = (ix[:, None] + ox[None, :]) + off[:, :, :, 1]
-    samples = _bilinear_gather(input.reshape(n, og, c // og, h, w), py.flatten(2), px.flatten(2))
-    samples = samples.reshape(n, og, c // og, kk, oh * ow)
-    if mask is not None:
-        samples = samples * mask.reshape(n, og, 1, kk, oh * ow)
+    scale = None if mask is None else mask.reshape(n, og, kk * oh * ow)
+    samples = _bilinear_gather(input.reshape(n, og, c // og, h, w), py.flatten(2), px.flatten(2), scale)
+    samples = samples.reshape(n, og, kk, oh * ow, c // og).permute(0, 1, 4, 2, 3)  # (N, og, Cg, K, L)
     cols = samples.reshape(n, groups, cin_g * kk, oh * ow)  # im2col columns, channel-major
     out = torch.matmul(weight.reshape(groups, cout // groups, cin_g * kk).unsqueeze(0), cols)
     out = out.reshape(n, cout, oh, ow)

@@ -32,8 +32,10 @@ def check_eps(eps: Any) -> float:
 
 def check_betas(betas: Any) -> tuple[float, float]:
     """Two decay rates, each in ``[0, 1)``."""
-    if not isinstance(betas, Sequence) or isinstance(betas, str) or len(betas) != 2:
-        raise TypeError(f"betas must be a pair of floats, got {betas!r}")
+    if not isinstance(betas, Sequence) or isinstance(betas, str):
+        raise TypeError(f"betas must be a pair of floats, got {type(betas).__name__}")
+    if len(betas) != 2:
+        raise ValueError(f"betas must hold exactly 2 values, got {len(betas)}")
     return (
         check_float("betas[0]", betas[0], min=0.0, max=1.0, max_inclusive=False),
         check_float("betas[1]", betas[1], min=0.0, max=1.0, max_inclusive=False),

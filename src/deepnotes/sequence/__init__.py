@@ -11,8 +11,10 @@ from deepnotes.sequence.conv import (
     tcn_receptive_field,
 )
 from deepnotes.sequence.dropout import VariationalDropout, ZoneoutRNN, variational_dropout, zoneout
+from deepnotes.sequence.explicit_bptt import gru_layer, lstm_layer, rnn_layer
 from deepnotes.sequence.models import RecurrentClassifier, TCNClassifier
 from deepnotes.sequence.recurrent import GRU, LSTM, RNN
+from deepnotes.sequence.skip import SkipRNN
 from deepnotes.sequence.tasks import make_adding, make_copy, make_seq_digits
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "LSTMCell",
     "RNNCell",
     "RecurrentClassifier",
+    "SkipRNN",
     "TCNClassifier",
     "TemporalBlock",
     "TextCNN",
@@ -35,11 +38,14 @@ __all__ = [
     "clip_grad_value_",
     "detach_state",
     "gru_cell",
+    "gru_layer",
     "lstm_cell",
+    "lstm_layer",
     "make_adding",
     "make_copy",
     "make_seq_digits",
     "rnn_cell",
+    "rnn_layer",
     "tcn_receptive_field",
     "truncated_bptt",
     "variational_dropout",

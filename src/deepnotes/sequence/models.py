@@ -1,11 +1,12 @@
-"""Sequence models for the trainer: ``rnn``, ``lstm``, ``gru``, ``tcn`` and ``text_cnn``.
+"""Sequence models for the trainer: ``rnn``, ``lstm``, ``gru``, ``tcn``, ``text_cnn`` and ``*_seq``.
 
 Each is registered in ``MODELS`` with the factory signature ``f(in_shape, num_classes, **kw)``,
 ``in_shape = (T, F)``, and maps a batch Tensor[N, T, F] to Tensor[N, num_classes] read from the
 last time step (a regression output when the dataset's task is regression). With
 ``out_steps = S > 0`` the recurrent and TCN models instead return Tensor[N, num_classes, S] from the
-last ``S`` steps — the layout ``cross_entropy`` expects for per-step targets Tensor[N, S]
-(the ``copy`` task).
+last ``S`` steps — the layout ``cross_entropy`` expects for per-step targets Tensor[N, S].
+``rnn_seq``, ``lstm_seq``, ``gru_seq`` and ``tcn_seq`` are the same models with ``out_steps = T``:
+one prediction per step, for the ``copy`` task.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from torch import nn
 from deepnotes.core.checks import check_int, check_probability, check_tensor, check_type
 from deepnotes.core.registry import MODELS
 from deepnotes.sequence.conv import TCN, TextCNN
+from deepnotes.sequence.dropout import VariationalDropout
 from deepnotes.sequence.recurrent import GRU, LSTM, RNN
 
 
@@ -49,12 +51,16 @@ class RecurrentClassifier(nn.Module):
     cell : ``"rnn"``, ``"lstm"`` or ``"gru"``
     hidden_size, num_layers, dropout, bidirectional : as ``torch.nn.LSTM``
     out_steps : 0 reads the last step; S > 0 returns Tensor[N, num_classes, S]
+    variational_dropout : probability of the variational (one mask per sequence) dropout applied
+        to the feed-forward connections only — the input and the recurrent output before the head
     """
 
     def __init__(self, in_shape, num_classes: int, cell: str = "lstm", hidden_size: int = 64,
-                 num_layers: int = 1, dropout: float = 0.0, bidirectional: bool = False, out_steps: int = 0):
+                 num_layers: int = 1, dropout: float = 0.0, bidirectional: bool = False, out_steps: int = 0,
+                 variational_dropout: float = 0.0):
         super().__init__()
         t, f = _seq_shape(in_shape)
+        self.drop = VariationalDropout(variational_dropout, batch_first=True)
         cls = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
         if cell not in cls:
             raise ValueError(f"cell must be one of 'rnn', 'lstm', 'gru'; got {cell!r}")
@@ -64,7 +70,7 @@ class RecurrentClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor("x", x, ndim=3, floating=True)
-        return self.head(self.rnn(x)[0])
+        return self.head(self.drop(self.rnn(self.drop(x))[0]))
 
 
 @MODELS.register("rnn", description="vanilla tanh RNN (ours), linear head on the last step")
@@ -110,3 +116,18 @@ def text_cnn_model(in_shape, num_classes: int, kernel_heights=(2, 3, 4), num_fil
     t, f = _seq_shape(in_shape)
     heights = tuple(h for h in kernel_heights if h <= t) or (t,)  # a filter taller than T sees nothing
     return TextCNN(f, num_classes, heights, num_filters, dropout)
+
+
+def _per_step(factory):
+    def make(in_shape, num_classes: int, **kw):
+        if "out_steps" in kw:
+            raise ValueError("out_steps is fixed to T for the *_seq models; use the plain model to choose it")
+        return factory(in_shape, num_classes, out_steps=_seq_shape(in_shape)[0], **kw)
+
+    make.__name__ = make.__qualname__ = f"{factory.__name__}_per_step"
+    make.__doc__ = f"{factory.__name__} with one prediction per step: Tensor[N, T, F] → Tensor[N, num_classes, T]."
+    return make
+
+
+for _name, _factory in (("rnn", rnn_model), ("lstm", lstm_model), ("gru", gru_model), ("tcn", TCNClassifier)):
+    MODELS.add(f"{_name}_seq", _per_step(_factory), description=f"{_name} with one prediction per time step")

@@ -5,8 +5,9 @@
   Target: the sum of the two marked values (regression). Predicting the mean 1 scores MSE ≈ 1/6.
 * ``copy`` (Arjovsky et al., 2016): ``S`` symbols from ``1..K``, ``delay`` blanks, a delimiter
   ``K + 1``, then ``S − 1`` blanks during which the symbols must be recalled. Inputs are one-hot
-  over ``K + 2`` classes; the target is the ``S`` symbols, to be emitted at the last ``S`` steps.
-  Guessing scores cross-entropy ``log K``.
+  over ``K + 2`` classes; the target has one class per step: blank (0) everywhere except the last
+  ``S`` steps, which hold the ``S`` symbols. Emitting blanks and then guessing scores a mean
+  cross-entropy of ``S·log K / (2S + delay)`` per step.
 * ``seq_digits``: scikit-learn's bundled 8×8 digits read row by row: 8 time steps of 8 features.
 
 Every input is batch-first: Tensor[N, T, F].
@@ -53,8 +54,9 @@ def make_copy(n: int = 1000, num_symbols: int = 10, delay: int = 20, alphabet: i
 
     Returns
     -------
-    x : Tensor[n, 2·num_symbols + delay, alphabet + 2] — one-hot float32
-    y : Tensor[n, num_symbols] int64 — the symbols to recall at the last ``num_symbols`` steps
+    x : Tensor[n, L, alphabet + 2] — one-hot float32, ``L = 2·num_symbols + delay``
+    y : Tensor[n, L] int64 — the class to emit at each step: 0 except ``y[:, -num_symbols:]``,
+        the symbols of ``x[:, :num_symbols]``
     """
     n = check_int("n", n, min=1)
     s = check_int("num_symbols", num_symbols, min=1)
@@ -66,7 +68,9 @@ def make_copy(n: int = 1000, num_symbols: int = 10, delay: int = 20, alphabet: i
     tokens[:, :s] = symbols
     tokens[:, s + delay] = k + 1  # delimiter: "start recalling now"
     x = torch.nn.functional.one_hot(tokens, k + 2).float()
-    return x, symbols
+    y = torch.zeros_like(tokens)
+    y[:, -s:] = symbols
+    return x, y
 
 
 def make_seq_digits(dtype: torch.dtype = torch.float32):
@@ -88,12 +92,13 @@ def adding(seed: int = 0, n: int = 4000, seq_len: int = 50) -> DataSplits:
 
 
 @DATASETS.register("copy", task="classification",
-                   description="copy task: recall 10 symbols after a delay of 20 (targets (N, 10); model out_steps=10)")
+                   description="copy task: recall 10 symbols after a delay of 20; one target per step (use a *_seq model)")
 def copy_task(seed: int = 0, n: int = 4000, num_symbols: int = 10, delay: int = 20, alphabet: int = 8) -> DataSplits:
-    """The copy task; ``in_shape=(2S + delay, K + 2)``, ``num_classes=K + 2``, targets Tensor[N, S].
+    """The copy task; ``in_shape=(L, K + 2)``, ``num_classes=K + 2``, targets Tensor[N, L].
 
-    A model must emit logits Tensor[N, K + 2, S] (the registered sequence models do so with
-    ``out_steps=S``); ``cross_entropy`` accepts that layout directly.
+    A model must emit logits Tensor[N, K + 2, L], one prediction per step, as the registered
+    ``rnn_seq`` / ``lstm_seq`` / ``gru_seq`` / ``tcn_seq`` models do; ``cross_entropy`` accepts
+    that layout directly.
     """
     x, y = make_copy(n, num_symbols, delay, alphabet, seed)
     train, val, test = split_dataset(TensorDataset(x, y), seed=seed)

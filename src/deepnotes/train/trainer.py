@@ -5,6 +5,14 @@ Resuming is bit-exact on the CPU: a checkpoint (written atomically at the end of
 state, the epoch and step counters, the global RNG states (python, numpy, torch) and the state of
 the training loader's own ``torch.Generator`` — the last is what decides the next epoch's shuffle
 order, and without it a resumed run diverges.
+
+Distributed data parallel (DDP): when ``torch.distributed`` is initialized (e.g. under
+``torchrun``), the trainer wraps the model in ``DistributedDataParallel``, splits every global batch
+of ``batch_size`` over the ranks with a ``DistributedSampler`` (``set_epoch`` each epoch, so the
+order changes per epoch and is the same after a resume), evaluates each sample exactly once (no
+padding duplicates; sums are all-reduced), and lets only rank 0 write the run directory, the
+checkpoints and the progress bar. Checkpoints hold the unwrapped model, so a distributed run's
+checkpoint resumes in a single process and back.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from deepnotes.core.seeding import rng_state, set_rng_state
 from deepnotes.data.loading import make_loader
 from deepnotes.train.callbacks import Callback
 from deepnotes.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from deepnotes.train.guards import DivergenceError
 
 CSV_COLUMNS = ("epoch", "step", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 
@@ -73,6 +82,10 @@ class Trainer:
         Show a progress bar (only when stderr is a terminal).
     config : dict, optional
         Written to ``config.json`` as given (the CLI passes its arguments).
+    distributed : bool, optional
+        Train with DDP over the initialized process group; ``None`` (default) means "when
+        ``torch.distributed`` is initialized". ``batch_size`` is then the *global* batch and must be
+        divisible by the world size.
     """
 
     def __init__(
@@ -95,6 +108,7 @@ class Trainer:
         keep_checkpoints: int = 2,
         num_workers: int = 0,
         config: dict[str, Any] | None = None,
+        distributed: bool | None = None,
     ):
         check_type("model", model, nn.Module)
         check_type("optimizer", optimizer, torch.optim.Optimizer)
@@ -114,9 +128,21 @@ class Trainer:
         self.progress = progress
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.config = dict(config or {})
-        self.train_loader: DataLoader = make_loader(
-            train_data, self.batch_size, shuffle=True, seed=self.seed, num_workers=num_workers
-        )
+        from deepnotes.train import distributed as dist_mod
+
+        self.rank, self.world_size = dist_mod.rank_and_world(distributed)
+        self._dist = self.world_size > 1 or (distributed is not False and dist_mod.is_initialized())
+        self.is_main = self.rank == 0
+        self.module = self.model  # the unwrapped model (what checkpoints hold)
+        if self._dist:
+            self.train_loader = dist_mod.distributed_loader(
+                train_data, self.batch_size, self.rank, self.world_size, seed=self.seed, num_workers=num_workers
+            )
+            self.model = dist_mod.wrap_ddp(self.model, self.device)
+        else:
+            self.train_loader = make_loader(
+                train_data, self.batch_size, shuffle=True, seed=self.seed, num_workers=num_workers
+            )
         self.val_data = val_data
         self.epoch = 0  # epochs completed
         self.step = 0  # optimizer steps taken
@@ -150,6 +176,9 @@ class Trainer:
         except NonFiniteLossError as exc:
             status, message = "non-finite loss", str(exc)
             raise
+        except DivergenceError as exc:
+            status, message = "diverged", str(exc)
+            raise
         finally:
             self._finish_run(status, message, time.perf_counter() - t_fit)
         self._call("on_fit_end")
@@ -157,20 +186,33 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, data: Dataset, batch_size: int | None = None) -> dict[str, float]:
-        """Mean loss (and accuracy for classification) over ``data``, in eval mode."""
+        """Mean loss (and accuracy for classification) over ``data``, in eval mode.
+
+        Distributed: rank ``r`` evaluates samples ``r, r + W, r + 2W, …`` (every sample exactly
+        once) and the sums are all-reduced, so every rank returns the single-process value.
+        """
         was_training = self.model.training
         self.model.eval()
         total, loss_sum, correct = 0, 0.0, 0
+        if self._dist:
+            from deepnotes.train.distributed import shard
+
+            data = shard(data, self.rank, self.world_size)
         try:
-            for x, y in make_loader(data, batch_size or self.batch_size):
+            for x, y in (make_loader(data, batch_size or self.batch_size) if len(data) else ()):
                 x, y = x.to(self.device), y.to(self.device)
-                out = self.model(x)
+                out = self.module(x)
                 loss_sum += float(self.loss_fn(out, y)) * len(x)
                 if self.task == "classification":
                     correct += int((out.argmax(1) == y).sum())
                 total += len(x)
         finally:
             self.model.train(was_training)
+        if self._dist:
+            from deepnotes.train.distributed import all_reduce_sums
+
+            loss_sum, correct, total = all_reduce_sums([loss_sum, correct, total], self.device)
+            total = int(total)
         metrics = {"loss": loss_sum / total}
         if self.task == "classification":
             metrics["accuracy"] = correct / total
@@ -184,8 +226,8 @@ class Trainer:
         try:
             if isinstance(data, torch.Tensor):
                 chunks = data.split(batch_size or self.batch_size)
-                return torch.cat([self.model(c.to(self.device)).cpu() for c in chunks])
-            outs = [self.model(x.to(self.device)).cpu() for x, _ in make_loader(data, batch_size or self.batch_size)]
+                return torch.cat([self.module(c.to(self.device)).cpu() for c in chunks])
+            outs = [self.module(x.to(self.device)).cpu() for x, _ in make_loader(data, batch_size or self.batch_size)]
             return torch.cat(outs)
         finally:
             self.model.train(was_training)
@@ -200,7 +242,7 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: plain tensors, ints, floats and dicts."""
         return {
-            "model": self.model.state_dict(),
+            "model": self.module.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "epoch": self.epoch,
@@ -211,7 +253,7 @@ class Trainer:
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
+        self.module.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
@@ -226,7 +268,7 @@ class Trainer:
             getattr(cb, hook)(self, *args)
 
     def _start_run(self) -> None:
-        if self.out_dir is None:
+        if self.out_dir is None or not self.is_main:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.out_dir / "config.json", self.config)
@@ -241,7 +283,7 @@ class Trainer:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
-        if self.out_dir is None:
+        if self.out_dir is None or not self.is_main:
             return
         summary = {
             "status": status,
@@ -258,7 +300,7 @@ class Trainer:
         atomic_write_json(self.out_dir / "summary.json", summary)
 
     def _progress(self):
-        if not (self.progress and sys.stderr.isatty()):
+        if not (self.progress and self.is_main and sys.stderr.isatty()):
             return None
         from rich.progress import (
             BarColumn,
@@ -281,6 +323,8 @@ class Trainer:
         epoch = self.epoch + 1
         t0 = time.perf_counter()
         self._call("on_epoch_start", epoch)
+        if self._dist:
+            self.train_loader.sampler.set_epoch(self.epoch)  # a new order per epoch, same on resume
         self.model.train()
         loss_sum = torch.zeros((), dtype=torch.float64)
         correct = torch.zeros((), dtype=torch.int64)
@@ -296,7 +340,12 @@ class Trainer:
                 x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
                 out = self.model(x)
                 loss = self.loss_fn(out, y)
-                value = loss.item()
+                if self._dist:  # the global batch's loss, identical on every rank
+                    from deepnotes.train.distributed import all_reduce_mean
+
+                    value = all_reduce_mean(loss.detach())
+                else:
+                    value = loss.item()
                 if not math.isfinite(value):
                     raise NonFiniteLossError(
                         f"loss is {value} at epoch {epoch}, step {self.step + 1} (batch {i}); "
@@ -318,6 +367,10 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.stop()
+        if self._dist:
+            from deepnotes.train.distributed import all_reduce_sums
+
+            loss_sum, correct, seen = all_reduce_sums([float(loss_sum), int(correct), seen], self.device)
         metrics: dict[str, float] = {"epoch": epoch, "step": self.step, "train_loss": float(loss_sum) / seen}
         if self.task == "classification":
             metrics["train_accuracy"] = int(correct) / seen
@@ -335,11 +388,16 @@ class Trainer:
         self._write_metrics(metrics)
         if self.out_dir is not None:
             state = self.state_dict()
-            save_checkpoint(state, self.checkpoint_dir, epoch, keep=self.keep_checkpoints)
+            if self.is_main:  # one writer; the others wait so that a resume sees a complete file
+                save_checkpoint(state, self.checkpoint_dir, epoch, keep=self.keep_checkpoints)
+            if self._dist:
+                from deepnotes.train.distributed import barrier
+
+                barrier()
             self._call("on_checkpoint", state)
 
     def _write_metrics(self, metrics: dict[str, float]) -> None:
-        if self.out_dir is None:
+        if self.out_dir is None or not self.is_main:
             return
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")

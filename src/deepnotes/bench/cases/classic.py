@@ -1,0 +1,69 @@
+"""kNN prediction and K-means against scikit-learn, with identical results checked before timing.
+
+* ``knn_predict``: fit 10,000 × 64, predict 2,000 (L2, K = 5) vs
+  ``KNeighborsClassifier(algorithm="brute")`` — target ratio <= 1.0;
+* ``kmeans``: 100,000 × 16, k = 10, the same initial centres, up to 50 Lloyd iterations (tol = 0)
+  vs ``sklearn.cluster.KMeans(algorithm="lloyd", n_init=1)`` — target ratio <= 1.0.
+
+Both sides get the same float64 numpy arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from deepnotes.bench.api import BenchItem, bench_case
+
+
+@bench_case(
+    "knn_predict",
+    reference="sklearn.neighbors.KNeighborsClassifier(algorithm='brute').predict",
+    requires=("sklearn",),
+    target=1.0,
+    description="KNNClassifier.predict vs scikit-learn brute force, identical predictions",
+)
+def knn_predict_case(quick: bool) -> list[BenchItem]:
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from deepnotes.classic import KNNClassifier
+
+    n_fit, n_query = (2_000, 500) if quick else (10_000, 2_000)
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(n_fit, 64)), rng.integers(0, 10, n_fit)
+    Q = rng.normal(size=(n_query, 64))
+    ours = KNNClassifier(k=5, chunk_size=2048).fit(X, y)
+    ref = KNeighborsClassifier(5, algorithm="brute").fit(X, y)
+    if not np.array_equal(ours.predict(Q).numpy(), ref.predict(Q)):
+        raise RuntimeError("knn_predict: predictions differ from scikit-learn")
+    return [BenchItem(size=f"fit {n_fit}x64, predict {n_query}", ours=lambda: ours.predict(Q),
+                      reference=lambda: ref.predict(Q), repeats=5)]
+
+
+@bench_case(
+    "kmeans",
+    reference="sklearn.cluster.KMeans(algorithm='lloyd')",
+    requires=("sklearn",),
+    target=1.0,
+    description="KMeans (same init, 50 Lloyd iterations) vs scikit-learn",
+)
+def kmeans_case(quick: bool) -> list[BenchItem]:
+    from sklearn.cluster import KMeans as SKKMeans
+
+    from deepnotes.classic import KMeans
+
+    n = 20_000 if quick else 100_000
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=3.0, size=(10, 16))
+    X = centres[rng.integers(0, 10, n)] + rng.normal(size=(n, 16))
+    init = X[rng.choice(n, 10, replace=False)]
+
+    def ours():
+        return KMeans(10, init=init, max_iter=50, tol=0.0).fit(X)
+
+    def ref():
+        return SKKMeans(10, init=init, n_init=1, max_iter=50, tol=0.0, algorithm="lloyd").fit(X)
+
+    a, b = ours(), ref()
+    if a.n_iter_ != b.n_iter_ or abs(a.inertia_ - b.inertia_) > 1e-6 * abs(b.inertia_):
+        raise RuntimeError("kmeans: result differs from scikit-learn")
+    return [BenchItem(size=f"{n}x16, k=10, {b.n_iter_} iterations", ours=ours, reference=ref, repeats=5)]
