@@ -96,3 +96,20 @@ def test_threads_option_is_validated(tmp_path, capsys):
     assert main(["lab", "--threads", "0", "--only", "1a", "--out", str(tmp_path)]) == 2
     assert "--threads must be >= 1" in capsys.readouterr().err
     assert main(["bench", "--threads", "0", "--only", "trainer_overhead", "--out", str(tmp_path)]) == 2
+
+
+def test_train_schedule_and_model_kw(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--model", "mlp", "--data", "digits", "--optimizer", "torch_sgd", "--lr", "0.1",
+            "--epochs", "2", "--schedule", "cosine", "--model-kw", "hidden=16", "--model-kw", "depth=1",
+            "--device", "cpu", "--no-progress"]
+    assert main([*args, "--out", str(out)]) == 0
+    rows = (out / "metrics.csv").read_text().splitlines()[1:]
+    lrs = [float(r.split(",")[6]) for r in rows]
+    assert lrs == pytest.approx([0.1, 0.05])  # cosine over 2 epochs: 0.1, then 0.1·(1 + cos(π/2))/2
+    config = json.loads((out / "config.json").read_text())
+    assert config["schedule"] == "cosine" and config["model_kw"] == ["hidden=16", "depth=1"]
+    assert main([*args, "--model-kw", "hidden", "--out", str(tmp_path / "b")]) == 2
+    assert "--model-kw must look like KEY=VALUE" in capsys.readouterr().err
+    assert main([*args, "--model-kw", "widht=3", "--out", str(tmp_path / "c")]) == 2
+    assert "widht" in capsys.readouterr().err

@@ -74,3 +74,15 @@ def test_kmeans_errors():
         KMeans(2).predict(X)
     with pytest.raises(ValueError, match="X"):
         KMeans(2).fit(X).predict(np.zeros((2, 3)))
+
+
+def test_row_blocks_do_not_change_the_result(monkeypatch):
+    import deepnotes.classic.kmeans as km
+
+    X, rng = _blobs(7, n=1000)
+    init = X[rng.choice(len(X), 5, replace=False)]
+    ref = SKKMeans(5, init=init, n_init=1, max_iter=100, tol=0.0, algorithm="lloyd").fit(X)
+    monkeypatch.setattr(km, "_CHUNK", 64)  # 16 blocks, the last one partial
+    ours = KMeans(5, init=init, max_iter=100, tol=0.0).fit(X)
+    assert torch.equal(ours.labels_, torch.from_numpy(ref.labels_).long())
+    assert_iterative(ours.cluster_centers_, torch.from_numpy(ref.cluster_centers_))

@@ -28,7 +28,9 @@ def test_scores_equal_sklearn_cross_validate():
     X, y = data()
     cv = StratifiedKFold(4, shuffle=True, random_state=1)
     ours = cross_validate(LogisticRegression, X, y, cv, list(SCORING), return_train_score=True)
-    ref = ms.cross_validate(LogisticRegression(), X, y, cv=cv, scoring=SCORING, return_train_score=True)
+    ref = ms.cross_validate(
+        LogisticRegression(), X, y, cv=cv, scoring=SCORING, return_train_score=True
+    )
     for k in SCORING:
         assert_same_maths(torch.from_numpy(ours[f"test_{k}"]), torch.from_numpy(ref[f"test_{k}"]))
         assert_same_maths(torch.from_numpy(ours[f"train_{k}"]), torch.from_numpy(ref[f"train_{k}"]))
@@ -38,7 +40,11 @@ def test_resampling_inside_folds_equals_an_imblearn_pipeline():
     X, y = data(seed=3)
     cv = KFold(5, shuffle=True, random_state=0)
     ours = cross_validate(
-        lambda: DecisionTreeClassifier(random_state=0), X, y, cv, ["f1", "recall"],
+        lambda: DecisionTreeClassifier(random_state=0),
+        X,
+        y,
+        cv,
+        ["f1", "recall"],
         resampler=RandomOverSampler(random_state=0),
     )
     pipe = make_pipeline(ImbROS(random_state=0), DecisionTreeClassifier(random_state=0))
@@ -56,14 +62,23 @@ def test_only_the_training_fold_is_resampled():
             seen.append(len(ya))
             return RandomOverSampler(random_state=0).fit_resample(Xa, ya)
 
-    res = cross_validate(LogisticRegression, torch.from_numpy(X), torch.from_numpy(y), KFold(5), {"acc": "accuracy"}, Spy())
+    res = cross_validate(
+        LogisticRegression,
+        torch.from_numpy(X),
+        torch.from_numpy(y),
+        KFold(5),
+        {"acc": "accuracy"},
+        Spy(),
+    )
     assert seen == [120] * 5  # each call sees the 4/5 training part, never the test fold
     assert all(n > 120 for n in res["n_train"])
 
 
 def test_callable_metric_and_errors():
     X, y = data()
-    res = cross_validate(LogisticRegression, X, y, KFold(3), {"err": lambda t, p: float(np.mean(t != p))})
+    res = cross_validate(
+        LogisticRegression, X, y, KFold(3), {"err": lambda t, p: float(np.mean(t != p))}
+    )
     acc = cross_validate(LogisticRegression, X, y, KFold(3), ["accuracy"])["test_accuracy"]
     assert_same_maths(torch.from_numpy(res["test_err"]), torch.from_numpy(1 - acc))
     with pytest.raises(ValueError, match="metrics"):

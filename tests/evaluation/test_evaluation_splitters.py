@@ -41,12 +41,17 @@ def test_kfold_equals_sklearn(n, k, shuffle, seed):
         return
     rs = seed if shuffle else None
     X = np.zeros((n, 2))
-    same_splits(KFold(k, shuffle=shuffle, random_state=rs).split(X), ms.KFold(k, shuffle=shuffle, random_state=rs).split(X))
+    same_splits(
+        KFold(k, shuffle=shuffle, random_state=rs).split(X),
+        ms.KFold(k, shuffle=shuffle, random_state=rs).split(X),
+    )
     assert KFold(k).get_n_splits(X) == ms.KFold(k).get_n_splits(X)
 
 
 @settings(max_examples=30, derandomize=True, deadline=None)
-@given(st.integers(6, 60), st.integers(2, 5), st.integers(2, 4), st.booleans(), st.integers(0, 1000))
+@given(
+    st.integers(6, 60), st.integers(2, 5), st.integers(2, 4), st.booleans(), st.integers(0, 1000)
+)
 def test_stratified_kfold_equals_sklearn(n, k, n_classes, shuffle, seed):
     y = labels(n, n_classes, seed)
     counts = np.unique(y, return_counts=True)[1]
@@ -116,7 +121,9 @@ def test_bootstrap_draws_equal_sklearn_resample_and_oob_is_the_rest():
     rng = np.random.RandomState(9)
     splits = list(Bootstrap(3, random_state=9).split(np.zeros(n)))
     for train, oob in splits:
-        ref = resample(np.arange(n), replace=True, random_state=rng)  # the same stream, split by split
+        ref = resample(
+            np.arange(n), replace=True, random_state=rng
+        )  # the same stream, split by split
         assert np.array_equal(train, ref)
         assert np.array_equal(oob, np.setdiff1d(np.arange(n), train))
     assert len(list(Bootstrap(4, train_size=10).split(np.zeros(n)))[0][0]) == 10

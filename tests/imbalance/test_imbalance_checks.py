@@ -45,7 +45,14 @@ def test_imblearn_sampler_checks(cls, check, imblearn_sees_our_kinds):
     check(cls.__name__, cls(random_state=0))
 
 
-SAMPLERS = [RandomUnderSampler, RandomOverSampler, GaussianNoiseOverSampler, SMOTE, ADASYN, ClusterCentroids]
+SAMPLERS = [
+    RandomUnderSampler,
+    RandomOverSampler,
+    GaussianNoiseOverSampler,
+    SMOTE,
+    ADASYN,
+    ClusterCentroids,
+]
 
 
 def xy(n=40):
@@ -90,7 +97,10 @@ def test_neighbour_count_must_fit_the_class():
 
 
 def test_adasyn_without_other_class_neighbours_raises():
-    X = np.r_[np.zeros((20, 2)) + np.arange(20)[:, None] * 1e-3, np.full((8, 2), 100.0) + np.arange(8)[:, None]]
+    X = np.r_[
+        np.zeros((20, 2)) + np.arange(20)[:, None] * 1e-3,
+        np.full((8, 2), 100.0) + np.arange(8)[:, None],
+    ]
     y = np.r_[np.zeros(20, int), np.ones(8, int)]
     with pytest.raises(ValueError, match="SMOTE instead"):
         ADASYN(n_neighbors=3).fit_resample(X, y)

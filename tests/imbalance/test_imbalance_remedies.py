@@ -32,7 +32,10 @@ def test_balanced_weights_equal_sklearn(labels):
     classes = np.unique(y)
     ref = compute_class_weight("balanced", classes=classes, y=y)
     assert_same_maths(balanced_class_weights(y), torch.from_numpy(ref))
-    assert_same_maths(balanced_class_weights(torch.from_numpy(y), classes=classes[::-1]), torch.from_numpy(ref[::-1].copy()))
+    assert_same_maths(
+        balanced_class_weights(torch.from_numpy(y), classes=classes[::-1]),
+        torch.from_numpy(ref[::-1].copy()),
+    )
 
 
 def test_balanced_weights_errors():
@@ -82,7 +85,10 @@ def test_prior_correction_is_a_logit_shift_for_two_classes():
     g = torch.Generator().manual_seed(0)
     p1 = torch.rand(50, generator=g, dtype=torch.float64) * 0.98 + 0.01
     proba = torch.stack([1 - p1, p1], 1)
-    train, true = torch.tensor([0.5, 0.5], dtype=torch.float64), torch.tensor([0.9, 0.1], dtype=torch.float64)
+    train, true = (
+        torch.tensor([0.5, 0.5], dtype=torch.float64),
+        torch.tensor([0.9, 0.1], dtype=torch.float64),
+    )
     out = prior_correction(proba, train, true)
     logit = torch.log(p1 / (1 - p1)) + np.log(0.1 / 0.9) - np.log(0.5 / 0.5)
     assert_same_maths(out[:, 1], torch.sigmoid(logit))
@@ -131,8 +137,12 @@ def test_easy_ensemble_equals_its_members_by_hand(voting):
 def test_resampled_voting_with_smote_raises_minority_recall():
     X, y = blobs(1, 1000)
     plain = LogisticRegression().fit(X, y)
-    ens = ResampledVotingClassifier(LogisticRegression(), SMOTE(), n_estimators=3, random_state=0).fit(X, y)
-    assert recall_score(y, ens.predict(X), pos_label=2) > recall_score(y, plain.predict(X), pos_label=2)
+    ens = ResampledVotingClassifier(
+        LogisticRegression(), SMOTE(), n_estimators=3, random_state=0
+    ).fit(X, y)
+    assert recall_score(y, ens.predict(X), pos_label=2) > recall_score(
+        y, plain.predict(X), pos_label=2
+    )
 
 
 def test_ensemble_errors():
@@ -154,7 +164,8 @@ def test_mahalanobis_equals_sklearn():
     det = GaussianAnomalyDetector().fit(X)
     ref = EmpiricalCovariance().fit(X)
     assert_same_maths(det.mahalanobis(Q), torch.from_numpy(ref.mahalanobis(Q)), rtol=1e-6)
-    assert (det.mahalanobis(X) > det.threshold_).double().mean() <= 0.01 + 1e-12
+    # the 0.99 quantile of 80 scores lies between the top two: exactly ceil(0.01 * 80) = 1 above
+    assert int((det.mahalanobis(X) > det.threshold_).sum()) == 1
 
 
 def test_one_class_classifier_is_trained_on_the_normal_class_only():
@@ -162,7 +173,9 @@ def test_one_class_classifier_is_trained_on_the_normal_class_only():
     X[y == 2] += 3.0
     clf = OneClassClassifier(normal_class=1, anomaly_class=2, contamination=0.05).fit(X, y)
     # the anomaly rows do not change the fit: dropping them gives the same scores
-    clf2 = OneClassClassifier(normal_class=1, anomaly_class=2, contamination=0.05).fit(X[y == 1], y[y == 1])
+    clf2 = OneClassClassifier(normal_class=1, anomaly_class=2, contamination=0.05).fit(
+        X[y == 1], y[y == 1]
+    )
     assert np.allclose(clf.decision_function(X), clf2.decision_function(X))
     pred = clf.predict(X)
     assert set(np.unique(pred)) <= {1, 2}

@@ -13,8 +13,6 @@ from sklearn.cluster import KMeans as SkKMeans
 from sklearn.datasets import make_classification
 from sklearn.neighbors import NearestNeighbors
 
-from deepnotes.classic.kmeans import kmeans_plusplus
-from deepnotes.core.seeding import make_generator
 from deepnotes.imbalance import (
     ADASYN,
     SMOTE,
@@ -31,14 +29,27 @@ from tests._reference import assert_iterative, assert_same_maths
 
 def data(seed=0, n=300, weights=(0.6, 0.3, 0.1), d=4):
     X, y = make_classification(
-        n_samples=n, n_features=d, n_informative=3, n_redundant=0, n_classes=len(weights),
-        n_clusters_per_class=1, weights=list(weights), random_state=seed,
+        n_samples=n,
+        n_features=d,
+        n_informative=3,
+        n_redundant=0,
+        n_classes=len(weights),
+        n_clusters_per_class=1,
+        weights=list(weights),
+        random_state=seed,
     )
     return X, y + 3  # labels 3, 4, 5: codes and labels differ
 
 
-OVER = ["auto", "minority", "not majority", "not minority", "all", {4: 200, 5: 190},
-        lambda y: {5: int((y == 3).sum())}]
+OVER = [
+    "auto",
+    "minority",
+    "not majority",
+    "not minority",
+    "all",
+    {4: 200, 5: 190},
+    lambda y: {5: int((y == 3).sum())},
+]
 UNDER = ["auto", "majority", "not minority", "not majority", "all", {3: 40, 4: 30}]
 
 
@@ -61,7 +72,9 @@ def test_under_strategy_matches_imblearn(strategy):
     ours = resolve_sampling_strategy(strategy, classes, counts, "under-sampling")
     assert dict(ours) == dict(check_sampling_strategy(strategy, y, "under-sampling"))
     _, yo = RandomUnderSampler(sampling_strategy=strategy, random_state=0).fit_resample(X, y)
-    _, yr = imb_under.RandomUnderSampler(sampling_strategy=strategy, random_state=0).fit_resample(X, y)
+    _, yr = imb_under.RandomUnderSampler(sampling_strategy=strategy, random_state=0).fit_resample(
+        X, y
+    )
     assert Counter(yo) == Counter(yr)
 
 
@@ -114,7 +127,7 @@ def test_gaussian_noise_spread_is_the_bandwidth():
     y = np.r_[np.zeros(100, int), np.ones(20_000, int)]
     s = GaussianNoiseOverSampler(shrinkage=1.0, random_state=0)
     Xo, _ = s.fit_resample(X, y)
-    noise = Xo[len(X):] - X[s.sample_indices_[len(X):]]
+    noise = Xo[len(X) :] - X[s.sample_indices_[len(X) :]]
     h = (4 / (4 * len(X))) ** (1 / 6)
     expected = h * X[:100].std(0)
     assert np.allclose(noise.std(0), expected, rtol=0.03)
@@ -138,11 +151,11 @@ def test_smote_points_lie_on_segments_to_a_neighbour():
         if c_code not in s.neighbors_:
             continue
         Xc = X[y == label]
-        new = Xo[len(X):][yo[len(X):] == label]
+        new = Xo[len(X) :][yo[len(X) :] == label]
         # slow reference: for each new point, some (sample, neighbour) pair has it on its segment
         nbr = s.neighbors_[c_code].numpy()
-        a = Xc[:, None, :]                      # (m, 1, d)
-        b = Xc[nbr]                             # (m, k, d)
+        a = Xc[:, None, :]  # (m, 1, d)
+        b = Xc[nbr]  # (m, k, d)
         for p in new[:40]:
             t = ((p - a) * (b - a)).sum(-1) / ((b - a) ** 2).sum(-1)
             closest = a + np.clip(t, 0, 1)[..., None] * (b - a)
@@ -155,7 +168,9 @@ def test_kneighbors_equals_sklearn(dtype):
     A = torch.randn(300, 6, generator=g, dtype=torch.float64)
     Q = torch.randn(50, 6, generator=g, dtype=torch.float64)
     ours = kneighbors(Q.to(dtype), A.to(dtype), 7, chunk_size=16)
-    ref = NearestNeighbors(n_neighbors=7).fit(A.to(dtype).numpy()).kneighbors(Q.to(dtype).numpy())[1]
+    ref = (
+        NearestNeighbors(n_neighbors=7).fit(A.to(dtype).numpy()).kneighbors(Q.to(dtype).numpy())[1]
+    )
     assert torch.equal(ours, torch.from_numpy(ref))
     # queries that are rows of the fitted set: sklearn's list without the point itself
     own = kneighbors(A, A, 5, self_index=torch.arange(300), chunk_size=64)
@@ -195,20 +210,43 @@ def test_cluster_centroids_are_kmeans_centroids():
     assert Counter(yo) == {3: minority, 4: minority, 5: minority}
     assert np.array_equal(Xo[yo == 5], X[y == 5])
     for label, code in ((3, 0), (4, 1)):
-        Xc = torch.from_numpy(X[y == label])
-        init = kmeans_plusplus(Xc, minority, make_generator(2))
-        ref = SkKMeans(minority, init=init.numpy(), n_init=1, algorithm="lloyd").fit(Xc.numpy())
+        Xc = X[y == label]
+        seeds = s.cluster_seeds_[code].numpy()
+        assert all((Xc == p).all(1).any() for p in seeds)  # seeds are samples of the class
+        ref = SkKMeans(minority, init=seeds, n_init=1, algorithm="lloyd").fit(Xc)
         assert_iterative(torch.from_numpy(Xo[yo == label]), torch.from_numpy(ref.cluster_centers_))
+        assert np.array_equal(s.labels_[code].numpy(), ref.labels_)
         # and every centre is the mean of the points assigned to it
-        km = s.estimators_[code]
         for j in range(minority):
-            assert_iterative(Xc[km.labels_ == j].mean(0), km.cluster_centers_[j])
+            assert np.allclose(Xc[s.labels_[code].numpy() == j].mean(0), Xo[yo == label][j], atol=1e-12)
+
+
+def test_kmeans_pp_seeds_follow_the_squared_distance_law():
+    # 2 far-apart points and 1 duplicate pair: the second seed is the far point w.p. ~ d^2 share
+    from deepnotes.imbalance._kmeans import kmeans_pp_plain
+
+    X = torch.tensor([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [3.0, 0.0]], dtype=torch.float64)
+    hits = np.zeros(4)
+    for seed in range(400):
+        seeds = kmeans_pp_plain(X, 2, np.random.RandomState(seed))
+        if torch.equal(seeds[0], X[0]):
+            hits[(X == seeds[1]).all(1).nonzero().flatten()[-1]] += 1
+    # from a first seed at the origin: P(second = [1,0]) = 1/10, P([3,0]) = 9/10
+    frac = hits[3] / hits.sum()
+    assert hits[:2].sum() == 0
+    assert abs(frac - 0.9) < 4 * np.sqrt(0.09 / hits.sum())
 
 
 @pytest.mark.parametrize(
     "sampler",
-    [RandomUnderSampler(random_state=0), RandomOverSampler(random_state=0), SMOTE(random_state=0),
-     ADASYN(random_state=0), GaussianNoiseOverSampler(random_state=0), ClusterCentroids(random_state=0)],
+    [
+        RandomUnderSampler(random_state=0),
+        RandomOverSampler(random_state=0),
+        SMOTE(random_state=0),
+        ADASYN(random_state=0),
+        GaussianNoiseOverSampler(random_state=0),
+        ClusterCentroids(random_state=0),
+    ],
     ids=lambda s: type(s).__name__,
 )
 def test_torch_input_gives_torch_output_and_keeps_dtype(sampler):
@@ -218,3 +256,36 @@ def test_torch_input_gives_torch_output_and_keeps_dtype(sampler):
     Xt, yt = sampler.fit_resample(torch.from_numpy(X.astype(np.float32)), torch.from_numpy(y))
     assert isinstance(Xt, torch.Tensor) and Xt.dtype == torch.float32 and yt.dtype == torch.int64
     assert np.array_equal(Xt.numpy(), Xn) and np.array_equal(yt.numpy(), yn)
+
+
+@pytest.mark.parametrize("tiles", [(128, 8192), (16, 1000), (512, 32768)])
+def test_kneighbors_across_column_tiles_equals_sklearn_and_the_exact_version(tiles, monkeypatch):
+    from deepnotes.imbalance import neighbors
+    from deepnotes.imbalance.neighbors import kneighbors_exact
+
+    monkeypatch.setattr(neighbors, "_TILES", {1: tiles, "threads": tiles})
+
+    g = torch.Generator().manual_seed(1)
+    A = torch.randn(9000, 3, generator=g, dtype=torch.float64)  # spans several column tiles
+    pick = torch.randperm(9000, generator=g)[:300]
+    ours = kneighbors(A[pick], A, 4, self_index=pick)
+    ref = NearestNeighbors(n_neighbors=5).fit(A.numpy()).kneighbors(A[pick].numpy())[1][:, 1:]
+    assert torch.equal(ours, torch.from_numpy(ref))
+    assert torch.equal(ours, kneighbors_exact(A[pick], A, 4, self_index=pick, chunk_size=100))
+    with pytest.raises(ValueError, match="n_neighbors"):
+        kneighbors(A[:3], A[:3], 3, self_index=torch.arange(3))
+
+
+@pytest.mark.parametrize("width", [5, 130, 1000, 8192, 8200])
+@pytest.mark.parametrize("m", [1, 9])
+def test_grouped_smallest_equals_topk(width, m):
+    from deepnotes.imbalance.neighbors import smallest
+
+    g = torch.Generator().manual_seed(width)
+    S = torch.randn(33, width, generator=g)
+    S[0] = 0.5  # a row of ties
+    v, i = smallest(S, m)
+    ref = torch.topk(S, min(m, width), dim=1, largest=False).values
+    assert torch.equal(v.sort(1).values, ref)
+    assert torch.equal(S.gather(1, i), v)
+    assert all(len(set(row.tolist())) == len(row) for row in i)  # no column twice

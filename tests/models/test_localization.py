@@ -59,6 +59,20 @@ def test_localizer_reaches_mean_iou_0_7():
     assert report.history[-1] < report.history[0]
 
 
+def test_localizer_contract():
+    model = ClassifyLocalize((3, 16, 16), 3)
+    x = torch.rand(2, 3, 16, 16)
+    logits, boxes = model(x)
+    assert logits.shape == (2, 3) and boxes.shape == (2, 4)
+    assert bool(torch.isfinite(logits).all()) and bool(((boxes >= -0.5) & (boxes <= 1.5)).all())
+    assert bool((boxes[:, 2:] >= boxes[:, :2]).all())  # widths and heights are non-negative
+    (logits.sum() + boxes.sum()).backward()
+    assert all(p.grad is not None for p in model.parameters())
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model.forward_head(model.forward_features(x)), model(x))
+
+
 def test_localization_errors():
     with pytest.raises(ValueError, match="n"):
         make_shapes(0)

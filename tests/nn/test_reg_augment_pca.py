@@ -16,6 +16,15 @@ from deepnotes.data.augment import (
 from tests._reference import assert_same_maths
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # small tensors on a shared 2-core machine: torch's thread pool only adds contention
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _imgs(n=6, c=3, h=7, w=9, seed=0):
     return torch.rand(n, c, h, w, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
@@ -57,9 +66,9 @@ def test_random_crop_matches_torchvision_pad_and_crop(mode):
         padded = TF.pad(img, [2], fill=0.5, padding_mode=tv_mode)
         assert torch.equal(out[i], TF.crop(padded, int(top[i]), int(left[i]), 5, 4))
     # offsets cover the whole range over many draws
-    _, (t, l) = random_crop(_imgs(400, 1, 6, 6), 4, padding=1, generator=torch.Generator().manual_seed(0),
+    _, (t, lft) = random_crop(_imgs(400, 1, 6, 6), 4, padding=1, generator=torch.Generator().manual_seed(0),
                             return_offsets=True)
-    assert set(t.tolist()) == set(range(5)) and set(l.tolist()) == set(range(5))
+    assert set(t.tolist()) == set(range(5)) and set(lft.tolist()) == set(range(5))
 
 
 def test_random_hflip_statistics_and_errors():

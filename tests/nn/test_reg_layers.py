@@ -4,6 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from deepnotes.nn.batchnorm import BatchNorm1d, BatchNorm2d, batch_norm
@@ -18,6 +20,15 @@ from deepnotes.nn.regularizers import (
 )
 from deepnotes.nn.stochastic_depth import StochasticDepth, stochastic_depth
 from tests._reference import assert_forward_backward, assert_same_maths
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # small tensors on a shared 2-core machine: torch's thread pool only adds contention
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _x(*shape, seed=0):
@@ -275,3 +286,29 @@ def test_max_norm_matches_torch_renorm():
     assert torch.equal(kept, small)  # rows inside the ball are untouched bit for bit
     with pytest.raises(ValueError, match="max_norm must be > 0"):
         max_norm_([w], 0.0)
+
+
+def test_batchnorm_handwritten_backward_gradcheck():
+    x = _x(4, 3, 2, 2).requires_grad_()
+    w = _x(3, seed=1).requires_grad_()
+    b = _x(3, seed=2).requires_grad_()
+    assert torch.autograd.gradcheck(lambda x, w, b: batch_norm(x, None, None, w, b, training=True), (x, w, b))
+    assert torch.autograd.gradcheck(lambda x: batch_norm(x, None, None, training=True), (_x(5, 2).requires_grad_(),))
+
+
+@settings(max_examples=30, derandomize=True, deadline=None)
+@given(scale=st.floats(0.01, 100.0), shift=st.floats(-100.0, 100.0), seed=st.integers(0, 2**16))
+def test_batchnorm_training_output_is_invariant_to_input_affine_maps(scale, shift, seed):
+    # normalizing by the batch's own mean and std removes any positive scale and any shift
+    x = _x(6, 3, 2, 2, seed=seed)
+    bn = BatchNorm2d(3, eps=1e-12, dtype=torch.float64)
+    torch.testing.assert_close(bn(x * scale + shift), bn(x), rtol=1e-6, atol=1e-6)
+
+
+@settings(max_examples=30, derandomize=True, deadline=None)
+@given(p=st.floats(0.0, 0.95), seed=st.integers(0, 2**16))
+def test_dropout_output_is_zero_or_scaled_input(p, seed):
+    x = _x(50, seed=seed)
+    out = dropout(x, p, generator=torch.Generator().manual_seed(seed))
+    kept = out != 0
+    torch.testing.assert_close(out[kept], x[kept] / (1 - p), rtol=1e-12, atol=0.0)

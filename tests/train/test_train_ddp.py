@@ -14,6 +14,15 @@ from torch.utils.data.distributed import DistributedSampler
 from deepnotes.cli import main
 from deepnotes.data import TensorDataset
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # small tensors on a shared 2-core machine: torch's thread pool only adds contention
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 SCRIPT = textwrap.dedent('''
     import sys
     from pathlib import Path
@@ -132,3 +141,12 @@ def test_torchrun_bad_backend_and_world_size_fail_before_joining(tmp_path, monke
     assert main([*base, "--backend", "gloo", "--batch-size", "33"]) == 2
     assert "divisible by the world size 2" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_distributed_true_without_a_process_group_is_refused():
+    from deepnotes.train import Trainer
+
+    model = nn.Linear(5, 3)
+    x, y = _data(8, 0)
+    with pytest.raises(ValueError, match="needs an initialized process group"):
+        Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), TensorDataset(x, y), distributed=True)

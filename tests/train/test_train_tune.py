@@ -2,9 +2,19 @@ import json
 
 import optuna
 import pytest
+import torch
 
 from deepnotes.cli import main
 from deepnotes.train import tune
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # small tensors on a shared 2-core machine: torch's thread pool only adds contention
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 BASE = ["tune", "--model", "mlp", "--data", "digits", "--param", "lr=loguniform:1e-3:1e-1",
         "--param", "hidden=int:8:24", "--epochs", "1", "--batch-size", "128", "--sampler", "random",
@@ -91,3 +101,29 @@ def test_refine_space_shrinks_to_the_best_trials():
     assert fine["k"].choices == ("b",)
     with pytest.raises(ValueError, match="no completed trial"):
         tune.refine_space(optuna.create_study(), space)
+
+
+def test_median_pruner_stops_bad_trials():
+    space = tune.make_space([tune.parse_param("x=uniform:0:1")])
+    storage = optuna.storages.InMemoryStorage()
+
+    def objective(trial, p):
+        # the first two trials are good; later ones report worse intermediate values and get pruned
+        bad = trial.number >= 2
+        for step in range(1, 5):
+            trial.report(10.0 + step if bad else 1.0 / step, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return 10.0 if bad else 0.25
+
+    study = tune.run_search(objective, space, storage=storage, study_name="p", n_trials=5, sampler="random")
+    states = [t.state.name for t in study.trials]
+    assert states[:2] == ["COMPLETE", "COMPLETE"] and states[2:] == ["PRUNED"] * 3
+    assert tune.plot_trials(study, space) is not None
+
+
+def test_two_worker_processes_share_one_journal_storage(tmp_path):
+    journal = tmp_path / "shared.log"
+    assert main([*BASE, "--trials", "2", "--processes", "2", "--storage", str(journal), "--out", str(tmp_path)]) == 0
+    study = optuna.load_study(study_name="search", storage=tune.open_storage(str(journal)))
+    assert len(study.trials) == 2 and all(t.state.name == "COMPLETE" for t in study.trials)

@@ -164,3 +164,25 @@ def test_foreign_checkpoint_is_rejected_by_name(tmp_path):
     atomic_save({"weights": torch.zeros(2)}, tmp_path / "epoch_0001.pt")
     with pytest.raises(CheckpointError, match="epoch_0001.pt.*not a deepnotes trainer checkpoint"):
         load_checkpoint(tmp_path / "epoch_0001.pt")
+
+
+
+def test_accuracy_counts_targets_not_samples_for_sequence_outputs():
+    class PerStep(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 4)
+
+        def forward(self, x):  # (N, T, 3) -> (N, 4 classes, T), the layout cross_entropy expects
+            return self.fc(x).transpose(1, 2)
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(30, 5, 3, generator=g)
+    y = torch.randint(0, 4, (30, 5), generator=g)
+    model = PerStep()
+    t = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), TensorDataset(x, y), epochs=1, batch_size=8)
+    t.fit()
+    assert 0.0 <= t.history[-1]["train_accuracy"] <= 1.0
+    with torch.no_grad():
+        expected = float((model(x).argmax(1) == y).double().mean())
+    assert t.evaluate(TensorDataset(x, y))["accuracy"] == pytest.approx(expected, abs=1e-12)

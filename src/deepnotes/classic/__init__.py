@@ -1,4 +1,4 @@
-"""Classic image classifiers: nearest neighbour / kNN, K-means, linear classifier, hand-crafted features."""
+"""Classic methods: nearest neighbour / kNN, K-means, linear classifier, hand-crafted features, PCA."""
 
 from deepnotes.classic.base import NotFittedError
 from deepnotes.classic.features import (
@@ -11,6 +11,7 @@ from deepnotes.classic.features import (
 from deepnotes.classic.kmeans import KMeans, kmeans_plusplus
 from deepnotes.classic.knn import KNNClassifier, NearestNeighbor, pairwise_distances
 from deepnotes.classic.linear import LinearClassifier, multiclass_hinge_loss
+from deepnotes.classic.pca import PCA
 
 __all__ = [
     "FeatureClassifier",
@@ -19,6 +20,7 @@ __all__ = [
     "LinearClassifier",
     "NearestNeighbor",
     "NotFittedError",
+    "PCA",
     "color_histogram",
     "gradient_orientation_histogram",
     "handcrafted_features",

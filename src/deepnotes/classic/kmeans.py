@@ -26,27 +26,54 @@ from deepnotes.classic.base import as_matrix, check_fitted
 from deepnotes.core.checks import as_tensor, check_float, check_int
 from deepnotes.core.seeding import make_generator
 
+_CHUNK = 8192  # rows per block (measured 2048–16384 on the bench case: 8192 best, 100k×16 k=10)
 
-_CHUNK = 4096  # rows per block: the block of X and its scores stay in cache between the three passes
+
+def _rank_dtype(k: int) -> torch.dtype:
+    return torch.uint8 if k <= 255 else torch.int32
 
 
 def _assign(X: torch.Tensor, centers: torch.Tensor, accumulate: bool = False):
     """Nearest centre of every row and ``min_c ‖c‖² − 2x·c`` (add ``‖x‖²`` for the squared distance).
 
-    With ``accumulate`` also the per-cluster sums of the rows, gathered block by block so each
-    block of ``X`` is read from cache for the second time (about 1.5× faster than whole-array passes).
+    With ``accumulate`` also the per-cluster sums of the rows, gathered block by block while the
+    block of ``X`` is still in cache.
+
+    Measured choices (100,000 × 16, k = 10, one thread):
+
+    * scores are laid out ``(k, block)``: the GEMM is faster in that shape and reductions over
+      dim 0 vectorize across the block;
+    * ``torch.min(dim=0)`` with indices is ~8× slower than ``amin``, so the index of the first
+      minimum is found as ``amin`` → ``le`` mask → ``max`` of ``mask · (k − 1 − j)`` (ties go to
+      the first centre, like sklearn's strict ``<``);
+    * every temporary lives in a preallocated buffer: a fresh 640 KB tensor per block costs page
+      faults that were as slow as the GEMM itself.
     """
-    n = X.shape[0]
-    c_sq = (centers * centers).sum(1)
-    neg2ct = (-2.0 * centers).T.contiguous()
+    n, k = X.shape[0], centers.shape[0]
+    chunk = min(_CHUNK, n)
+    c_sq = (centers * centers).sum(1, keepdim=True)
+    neg2c = -2.0 * centers
+    rdt = _rank_dtype(k)
+    rank = torch.arange(k - 1, -1, -1, dtype=rdt, device=X.device).unsqueeze(1)
+    top = torch.tensor(k - 1, dtype=torch.int64, device=X.device)
+    scores = torch.empty(k, chunk, dtype=X.dtype, device=X.device)
+    mask = torch.empty(k, chunk, dtype=torch.bool, device=X.device)
+    ranked = torch.empty(k, chunk, dtype=rdt, device=X.device)
+    first = torch.empty(chunk, dtype=rdt, device=X.device)
     labels = torch.empty(n, dtype=torch.int64, device=X.device)
     best = torch.empty(n, dtype=X.dtype, device=X.device)
     sums = torch.zeros_like(centers) if accumulate else None
-    for i in range(0, n, _CHUNK):  # blocks of rows, not a loop over samples
-        xb = X[i : i + _CHUNK]
-        torch.min(torch.addmm(c_sq, xb, neg2ct), 1, out=(best[i : i + _CHUNK], labels[i : i + _CHUNK]))
+    for i in range(0, n, chunk):  # blocks of rows, not a loop over samples
+        xb = X[i : i + chunk]
+        m = xb.shape[0]
+        s, b, lab = scores[:, :m], best[i : i + m], labels[i : i + m]
+        torch.addmm(c_sq, neg2c, xb.T, out=s)
+        torch.amin(s, 0, out=b)
+        torch.le(s, b, out=mask[:, :m])
+        torch.amax(torch.mul(mask[:, :m], rank, out=ranked[:, :m]), 0, out=first[:m])
+        torch.sub(top, first[:m], out=lab)
         if accumulate:
-            sums.index_add_(0, labels[i : i + _CHUNK], xb)
+            sums.index_add_(0, lab, xb)
     return labels, best, sums
 
 

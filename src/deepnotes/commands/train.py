@@ -36,6 +36,11 @@ def register(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--list", action="store_true", help="list models, datasets, optimizers and losses, then exit")
+    p.add_argument("--schedule", default="constant", choices=("constant", "cosine", "step"),
+                   help="learning-rate schedule over the epochs: constant (default), cosine annealing to 0, "
+                   "or step (×0.1 at 50%% and 75%% of the epochs)")
+    p.add_argument("--model-kw", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra model argument, repeatable (e.g. --model-kw hidden=256 --model-kw dropout=0.2)")
     p.add_argument("--l1", type=float, default=0.0, help="L1 penalty on the weights (default: 0)")
     p.add_argument("--l2", type=float, default=0.0, help="L2 penalty l2/2·Σw² on the weights (default: 0)")
     p.add_argument("--max-norm", type=float, default=None, help="max-norm constraint on each unit's weights")
@@ -49,7 +54,10 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-CONFIG_KEYS = ("model", "data", "optimizer", "loss", "lr", "weight_decay", "batch_size", "seed", "l1", "l2", "max_norm")
+CONFIG_KEYS = (
+    "model", "data", "optimizer", "loss", "lr", "weight_decay", "batch_size", "seed", "l1", "l2", "max_norm",
+    "schedule", "model_kw",
+)
 
 
 def run(args) -> int:
@@ -91,6 +99,7 @@ def run(args) -> int:
     # resolve every name before doing any work, so a typo fails fast with the valid names
     model_factory, opt_factory = MODELS.get(args.model), OPTIMIZERS.get(args.optimizer)
     data_factory = resolve_dataset(args.data)
+    parse_model_kw(args.model_kw)  # a malformed KEY=VALUE fails before any work
     loss_fn = LOSSES.create(args.loss) if args.loss else None
     out = Path(args.out or f"runs/{args.model}-{args.data}-{args.seed}")
     config = {k: getattr(args, k) for k in CONFIG_KEYS}
@@ -100,6 +109,7 @@ def run(args) -> int:
     seed_everything(args.seed)
     splits = data_factory(seed=args.seed)
     device = args.device
+    sanity_kind = _sanity_kind(args.loss, splits.task) if args.sanity else None
     if distributed:
         ddp.check_world_size(world, len(splits.train))
         if args.batch_size % world:
@@ -107,14 +117,15 @@ def run(args) -> int:
         rank, world, device = ddp.init_from_env(args.backend)
         if rank != 0:
             con.quiet = True  # one process reports
-    model = model_factory(splits.in_shape, splits.num_classes)
+    model = model_factory(splits.in_shape, splits.num_classes, **parse_model_kw(args.model_kw))
     opt_kwargs = {"lr": args.lr}
     if args.weight_decay is not None:
         opt_kwargs["weight_decay"] = args.weight_decay
     optimizer = opt_factory(model.parameters(), **opt_kwargs)
+    scheduler = make_schedule(args.schedule, optimizer, args.epochs)
     callbacks = []
     if args.sanity:
-        callbacks.append(SanityChecks())
+        callbacks.append(SanityChecks(kind=sanity_kind))
     if args.l1 or args.l2:
         callbacks.append(WeightPenalty(args.l1, args.l2))
     if args.max_norm is not None:
@@ -136,6 +147,7 @@ def run(args) -> int:
         seed=args.seed,
         device=device,
         out_dir=out,
+        scheduler=scheduler,
         progress=not args.no_progress,
         num_workers=args.workers,
         config=config,
@@ -173,6 +185,16 @@ def run(args) -> int:
     return 0
 
 
+def _sanity_kind(loss: str | None, task: str) -> str:
+    """The expected initial loss is known for softmax cross-entropy (ln C) and the multi-class SVM (C - 1)."""
+    if task != "classification":
+        raise ValueError("--sanity needs a classification dataset (the expected initial loss depends on C)")
+    kinds = {None: "softmax", "cross_entropy": "softmax", "multiclass_svm": "svm"}
+    if loss not in kinds:
+        raise ValueError(f"--sanity knows the initial loss of cross_entropy and multiclass_svm only, not {loss!r}")
+    return kinds[loss]
+
+
 def _check_run_dir(out: Path, config: dict, resume: bool) -> None:
     from deepnotes.train.checkpoint import list_checkpoints
 
@@ -187,3 +209,32 @@ def _check_run_dir(out: Path, config: dict, resume: bool) -> None:
             raise ValueError(f"--resume with different settings than the run in {str(out)!r} ({detail})")
     elif has_ckpt:
         raise ValueError(f"--out {str(out)!r} already holds checkpoints; pass --resume to continue or choose another --out")
+
+
+def parse_model_kw(items: list[str]) -> dict:
+    """``["hidden=256", "act='tanh'"]`` → ``{"hidden": 256, "act": "tanh"}`` (Python literals, else strings)."""
+    import ast
+
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--model-kw must look like KEY=VALUE with KEY a Python name, got {item!r}")
+        try:
+            out[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            out[key] = raw
+    return out
+
+
+def make_schedule(name: str, optimizer, epochs: int):
+    """The learning-rate scheduler for ``--schedule`` (stepped once per epoch), or None."""
+    import torch
+
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    if name == "step":
+        milestones = sorted({max(1, epochs // 2), max(1, (3 * epochs) // 4)})
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
+    return None
+

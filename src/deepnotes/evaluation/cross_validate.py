@@ -53,7 +53,9 @@ def _resolve(metrics: Any) -> dict[str, tuple[str, Callable[..., float]]]:
     if isinstance(metrics, (list, tuple)):
         metrics = {m: m for m in metrics}
     if not isinstance(metrics, dict) or not metrics:
-        raise ValueError("metrics must be a non-empty dict name -> metric, or a list of metric names")
+        raise ValueError(
+            "metrics must be a non-empty dict name -> metric, or a list of metric names"
+        )
     out = {}
     for name, m in metrics.items():
         if isinstance(m, str):
@@ -67,7 +69,9 @@ def _resolve(metrics: Any) -> dict[str, tuple[str, Callable[..., float]]]:
         elif callable(m):
             out[name] = ("label", m)
         else:
-            raise ValueError(f"metrics: {name!r} must be a metric name or a callable(y_true, y_pred)")
+            raise ValueError(
+                f"metrics: {name!r} must be a metric name or a callable(y_true, y_pred)"
+            )
     return out
 
 
@@ -115,7 +119,9 @@ def cross_validate(
     the number of training rows each model saw (after resampling).
     """
     if not callable(make_model):
-        raise TypeError(f"make_model must be a callable returning a fresh model, got {type(make_model).__name__}")
+        raise TypeError(
+            f"make_model must be a callable returning a fresh model, got {type(make_model).__name__}"
+        )
     if not hasattr(splitter, "split"):
         raise TypeError(f"splitter must have a split(X, y) method, got {type(splitter).__name__}")
     if resampler is not None and not hasattr(resampler, "fit_resample"):

@@ -34,7 +34,9 @@ def _n_samples(X: Any) -> int:
     try:
         n = len(X)
     except TypeError as exc:
-        raise TypeError(f"X must be an array-like with a length or an int, got {type(X).__name__}") from exc
+        raise TypeError(
+            f"X must be an array-like with a length or an int, got {type(X).__name__}"
+        ) from exc
     if n == 0:
         raise ValueError("X must not be empty")
     return n
@@ -87,7 +89,9 @@ def holdout_split(
     """
     n = _n_samples(X)
     if isinstance(test_size, float):
-        frac = check_float("test_size", test_size, min=0.0, max=1.0, min_inclusive=False, max_inclusive=False)
+        frac = check_float(
+            "test_size", test_size, min=0.0, max=1.0, min_inclusive=False, max_inclusive=False
+        )
         n_test = math.ceil(frac * n)
     else:
         n_test = check_int("test_size", test_size, min=1, max=n - 1)
@@ -120,7 +124,9 @@ def _stratified_holdout(y: np.ndarray, n_test: int, rng: np.random.RandomState):
 
 
 class _Splitter:
-    def split(self, X: Any, y: Any = None, groups: Any = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def split(
+        self, X: Any, y: Any = None, groups: Any = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         n = _n_samples(X)
         for test in self._test_sets(n, y):
             mask = np.zeros(n, dtype=bool)
@@ -236,7 +242,9 @@ class Bootstrap(_Splitter):
     random_state : None, int or RandomState
     """
 
-    def __init__(self, n_splits: int = 10, *, train_size: int | None = None, random_state: Any = None):
+    def __init__(
+        self, n_splits: int = 10, *, train_size: int | None = None, random_state: Any = None
+    ):
         self.n_splits = check_int("n_splits", n_splits, min=1)
         self.train_size = None if train_size is None else check_int("train_size", train_size, min=1)
         self.random_state = random_state
@@ -244,7 +252,9 @@ class Bootstrap(_Splitter):
     def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
         return self.n_splits
 
-    def split(self, X: Any, y: Any = None, groups: Any = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def split(
+        self, X: Any, y: Any = None, groups: Any = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         n = _n_samples(X)
         m = n if self.train_size is None else self.train_size
         rng = check_random_state(self.random_state)

@@ -11,6 +11,9 @@ the same settings give the same per-class target counts:
 * over-sampling: the value is the number of samples to *add* to the class;
 * under-sampling: the value is the number of samples to *keep* in the class.
 
+Samplers that create new points (Gaussian noise, SMOTE, ADASYN, cluster centroids) turn integer
+features into float64; the others keep any numeric dtype.
+
 Degenerate inputs: one class only, NaN or infinite features, mismatched lengths, continuous or
 multilabel targets and unknown strategies raise ``ValueError`` naming the argument.
 """
@@ -42,7 +45,9 @@ def as_features(X: Any, *, floating: bool = False) -> tuple[torch.Tensor, Callab
         kind, t = "tensor", X
     else:
         if isinstance(X, (str, bytes, dict)) or X is None:
-            raise TypeError(f"X must be an array, a list of rows or a tensor, got {type(X).__name__}")
+            raise TypeError(
+                f"X must be an array, a list of rows or a tensor, got {type(X).__name__}"
+            )
         kind = "list" if isinstance(X, (list, tuple)) else "numpy"
         arr = np.asarray(X)
         if arr.dtype == object or arr.dtype.kind in "USVb":
@@ -56,7 +61,11 @@ def as_features(X: Any, *, floating: bool = False) -> tuple[torch.Tensor, Callab
         t = t.to(torch.float64)
     # a finite sum proves every entry finite (one cheap pass); only otherwise look element-wise,
     # since the sum of finite values may overflow
-    if t.is_floating_point() and not bool(torch.isfinite(t.sum())) and not bool(torch.isfinite(t).all()):
+    if (
+        t.is_floating_point()
+        and not bool(torch.isfinite(t.sum()))
+        and not bool(torch.isfinite(t).all())
+    ):
         raise ValueError("X must be finite (found NaN or inf)")
 
     def restore(out: torch.Tensor) -> Any:
@@ -72,7 +81,11 @@ def as_target(y: Any, n: int) -> tuple[torch.Tensor, np.ndarray, Callable[[torch
     """Class codes ``(n,)`` int64, the sorted classes, and a function mapping codes back to ``y``'s form."""
     if isinstance(y, (str, bytes, dict)) or y is None:
         raise TypeError(f"y must be an array, a list or a tensor, got {type(y).__name__}")
-    kind = "tensor" if isinstance(y, torch.Tensor) else ("list" if isinstance(y, (list, tuple)) else "numpy")
+    kind = (
+        "tensor"
+        if isinstance(y, torch.Tensor)
+        else ("list" if isinstance(y, (list, tuple)) else "numpy")
+    )
     arr = y.detach().cpu().numpy() if kind == "tensor" else np.asarray(y)
     if arr.ndim == 0 or arr.shape[0] != n:
         got = 1 if arr.ndim == 0 else arr.shape[0]
@@ -90,7 +103,7 @@ def as_target(y: Any, n: int) -> tuple[torch.Tensor, np.ndarray, Callable[[torch
     elif target in _UNKNOWN_TARGETS or arr.ndim != 1:
         raise ValueError(f"y: Unknown label type: {target!r}; expected class labels")
     else:
-        classes, codes_np = np.unique(arr, return_inverse=True)
+        classes, codes_np = _encode(arr)
     codes = torch.from_numpy(np.ascontiguousarray(codes_np, dtype=np.int64))
     dtype = arr.dtype
 
@@ -107,6 +120,21 @@ def as_target(y: Any, n: int) -> tuple[torch.Tensor, np.ndarray, Callable[[torch
         return res.tolist() if kind == "list" else res
 
     return codes, classes, restore
+
+
+def _encode(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted classes and each label's index among them (``np.unique(..., return_inverse=True)``).
+
+    Integer labels in a compact range are counted with ``bincount`` (linear time) instead of
+    being sorted.
+    """
+    if arr.dtype.kind in "iu" and arr.size:
+        lo, hi = int(arr.min()), int(arr.max())
+        if hi - lo <= 4 * arr.size + 1024:
+            present = np.bincount(arr - lo, minlength=hi - lo + 1) > 0
+            lut = np.cumsum(present) - 1
+            return (np.flatnonzero(present) + lo).astype(arr.dtype), lut[arr - lo]
+    return np.unique(arr, return_inverse=True)
 
 
 # ---------------------------------------------------------------------------- sampling strategy
@@ -145,7 +173,9 @@ def resolve_sampling_strategy(
             raise ValueError("sampling_strategy: a callable must return a dict class -> n_samples")
     if isinstance(s, str):
         if s not in STRATEGIES:
-            raise ValueError(f"sampling_strategy must be one of {', '.join(map(repr, STRATEGIES))}; got {s!r}")
+            raise ValueError(
+                f"sampling_strategy must be one of {', '.join(map(repr, STRATEGIES))}; got {s!r}"
+            )
         if s == "auto":
             s = "not majority" if over else "not minority"
         if over and s == "majority":
@@ -189,11 +219,15 @@ def resolve_sampling_strategy(
         if over:
             out = {c: int(n_max * s - v) for c, v in stats.items() if c != majority}
             if any(v <= 0 for v in out.values()):
-                raise ValueError("sampling_strategy: the ratio would remove minority samples; increase it")
+                raise ValueError(
+                    "sampling_strategy: the ratio would remove minority samples; increase it"
+                )
         else:
             out = {c: int(n_min / s) for c in stats if c != minority}
             if any(v > stats[c] for c, v in out.items()):
-                raise ValueError("sampling_strategy: the ratio would add majority samples; increase it")
+                raise ValueError(
+                    "sampling_strategy: the ratio would add majority samples; increase it"
+                )
     else:
         raise ValueError(
             f"sampling_strategy must be a float, a str, a dict or a callable, got {type(s).__name__}"
@@ -244,4 +278,5 @@ def random_state_of(random_state: Any) -> np.random.RandomState:
 
 def class_indices(codes: torch.Tensor, c: int) -> torch.Tensor:
     """Indices of the samples of class code ``c``, in order (``np.flatnonzero(y == c)``)."""
-    return (codes == c).nonzero().flatten()
+    # numpy's flatnonzero is a single-threaded pass: faster than torch.nonzero for one class
+    return torch.from_numpy(np.flatnonzero(codes.numpy() == c))

@@ -1,7 +1,8 @@
 """Cluster-centroid under-sampling: replace a class by the centres of K-means with K = target size.
 
-Each targeted class is clustered by :class:`deepnotes.classic.KMeans` (Lloyd iterations with
-k-means++ seeding, scikit-learn's stopping rule) into as many clusters as samples it should keep,
+Each targeted class is clustered by K-means (:mod:`deepnotes.imbalance._kmeans`: plain k-means++
+seeding, then Lloyd iterations with scikit-learn's stopping rule) into as many clusters as samples
+it should keep,
 and the class is replaced by the cluster centres (imblearn's ``voting="soft"``). Classes not
 targeted are kept as they are. The output is ordered class by class in sorted class order, like
 ``imblearn.under_sampling.ClusterCentroids``; there is no ``sample_indices_`` since the centres
@@ -21,12 +22,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
-from deepnotes.classic.kmeans import KMeans
 from deepnotes.core.checks import check_float, check_int
 from deepnotes.imbalance._base import BaseSampler, class_indices, random_state_of
+from deepnotes.imbalance._kmeans import kmeans_pp_plain, lloyd
 
 
 class ClusterCentroids(BaseSampler):
@@ -46,7 +46,8 @@ class ClusterCentroids(BaseSampler):
     Attributes
     ----------
     sampling_strategy_ : OrderedDict class -> number kept
-    estimators_ : dict class -> fitted KMeans
+    cluster_seeds_ : dict class code -> Tensor[K, d], the k-means++ seeds
+    labels_ : dict class code -> Tensor[n_class], the cluster of each sample of the class
     """
 
     _sampling_type = "under-sampling"
@@ -68,21 +69,19 @@ class ClusterCentroids(BaseSampler):
     def _resample(self, X, codes, counts, targets):
         max_iter = check_int("max_iter", self.max_iter, min=1)
         tol = check_float("tol", self.tol, min=0.0)
-        if isinstance(self.random_state, (int, np.integer)) and not isinstance(self.random_state, bool):
-            seed = check_int("random_state", self.random_state, min=0)
-        else:  # None or a RandomState: draw a seed from it
-            seed = int(random_state_of(self.random_state).randint(np.iinfo(np.int32).max))
+        rng = random_state_of(self.random_state)
         parts, labels = [], []
-        self.estimators_ = {}
+        self.cluster_seeds_, self.labels_ = {}, {}
         for c in range(len(counts)):  # a loop over classes
             members = class_indices(codes, c)
             if c in targets and targets[c] < len(members):
                 if targets[c] == 0:
                     continue
-                km = KMeans(n_clusters=targets[c], max_iter=max_iter, tol=tol, random_state=seed)
-                km.fit(X[members].to(torch.float64))
-                self.estimators_[c] = km
-                parts.append(km.cluster_centers_.to(X.dtype))
+                Xc = X[members].to(torch.float64)
+                seeds = kmeans_pp_plain(Xc, targets[c], rng)
+                centers, assigned, _ = lloyd(Xc, seeds, max_iter=max_iter, tol=tol)
+                self.cluster_seeds_[c], self.labels_[c] = seeds, assigned
+                parts.append(centers.to(X.dtype))
                 labels.append(torch.full((targets[c],), c, dtype=torch.int64))
             else:
                 parts.append(X[members])

@@ -107,7 +107,9 @@ class ResampledVotingClassifier(ClassifierMixin, BaseEstimator):
                 proba = est.predict_proba(Xn)
                 total[:, np.searchsorted(self.classes_, est.classes_)] += proba
             else:
-                total[np.arange(Xn.shape[0]), np.searchsorted(self.classes_, est.predict(Xn))] += 1.0
+                total[np.arange(Xn.shape[0]), np.searchsorted(self.classes_, est.predict(Xn))] += (
+                    1.0
+                )
         return total / len(self.estimators_)
 
     def predict(self, X: Any) -> np.ndarray:
@@ -143,10 +145,16 @@ class EasyEnsembleClassifier(ResampledVotingClassifier):
         voting: str = "soft",
     ):
         super().__init__(
-            estimator=estimator, sampler=None, n_estimators=n_estimators, voting=voting, random_state=random_state
+            estimator=estimator,
+            sampler=None,
+            n_estimators=n_estimators,
+            voting=voting,
+            random_state=random_state,
         )
         self.sampling_strategy = sampling_strategy
         self.replacement = replacement
 
     def _default_sampler(self) -> Any:
-        return RandomUnderSampler(sampling_strategy=self.sampling_strategy, replacement=self.replacement)
+        return RandomUnderSampler(
+            sampling_strategy=self.sampling_strategy, replacement=self.replacement
+        )

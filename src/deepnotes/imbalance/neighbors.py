@@ -1,11 +1,26 @@
-"""Brute-force k-nearest-neighbour search in chunks: one matrix product and one ``topk`` per block.
+"""k-nearest-neighbour search in chunks: a float32 matrix product to shortlist, float64 to decide.
 
-Squared Euclidean distances are ranked as ``‖b‖² − 2 q·b`` (the query's own ``‖q‖²`` is constant
-along a row, so it is left out of the ranking). Memory is ``chunk_size × n_fit`` per block.
+Readable version (:func:`kneighbors_exact`): squared Euclidean distances ranked as
+``‖b‖² − 2 q·b`` (the query's own ``‖q‖²`` is constant along a row) in float64, one matrix
+product and one ``topk`` per block of queries.
+
+Fast version (:func:`kneighbors`), the one the samplers use:
+
+1. centre both sets on the fitted set's mean (smaller norms, so float32 loses less) and rank by
+   ``‖b‖² − 2 q·b`` in float32 — half the memory traffic and about twice the matrix-product
+   speed of float64;
+2. shortlist ``k + margin`` candidates per query with ``topk``;
+3. recompute those candidates' distances exactly in float64 (``Σ (q − b)²``) and keep the ``k``
+   nearest, in order.
+
+The result equals the exact search unless more than ``margin`` points sit within float32 rounding
+(about ``1e-6`` relative) of the ``k``-th distance — not a case that occurs with real-valued
+features; both versions are tested against ``sklearn.neighbors.NearestNeighbors``.
 
 When the queries are rows of the fitted set (``self_index`` given), each query's own row is
 excluded explicitly instead of relying on it coming out first with distance 0 — with exact
-duplicates sklearn may list the duplicate before the point itself, we always drop the point.
+duplicates sklearn may list the duplicate before the point itself; we always drop the point.
+Memory: one float32 score tile at a time, at most ``min(chunk_size, 512) × 32768``.
 """
 
 from __future__ import annotations
@@ -13,6 +28,75 @@ from __future__ import annotations
 import torch
 
 from deepnotes.core.checks import check_int
+
+MARGIN = 4  # extra float32 candidates re-ranked in float64
+# Tile shapes, measured on a 2-core machine shared with other jobs. One thread: 128 x 8192 float32
+# tiles (4 MiB) stay in cache between the product and the top-k, 2-5x faster than 2048-row blocks.
+# Several threads: each op must be large enough to amortise the threads' synchronisation, so
+# bigger tiles win (small ones were up to 5x slower when other processes held the cores).
+_TILES = {1: (128, 8192), "threads": (512, 32768)}
+
+
+def _tile_shape() -> tuple[int, int]:
+    return _TILES[1] if torch.get_num_threads() == 1 else _TILES["threads"]
+
+
+def smallest(score: torch.Tensor, m: int, group: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``m`` smallest values of each row of ``score (r, w)`` and their columns (unordered).
+
+    Equal to ``torch.topk(score, m, largest=False)`` up to ties, but cheaper on wide rows: the row
+    is cut into groups of ``group`` columns; the ``m`` smallest elements all lie in the ``m`` groups
+    with the smallest minima (a group outside them would have ``m`` smaller minima before its
+    element), so a fast ``amin`` pass plus a ``topk`` over ``m · group`` gathered values replaces a
+    ``topk`` over the whole row.
+    """
+    r, w = score.shape
+    m = min(m, w)
+    n_groups = w // group
+    if n_groups <= 2 * m:  # too few groups to save anything
+        return torch.topk(score, m, dim=1, largest=False, sorted=False)
+    body = n_groups * group
+    mins = score[:, :body].unflatten(1, (n_groups, group)).amin(2)  # (r, n_groups)
+    pick = torch.topk(mins, m, dim=1, largest=False, sorted=False).indices
+    cols = (pick.unsqueeze(2) * group + torch.arange(group)).flatten(1)  # (r, m * group)
+    if body < w:  # the last, incomplete group is always a candidate
+        cols = torch.cat([cols, torch.arange(body, w).expand(r, -1)], 1)
+    v, i = torch.topk(score.gather(1, cols), m, dim=1, largest=False, sorted=False)
+    return v, cols.gather(1, i)
+
+
+def _check(X_fit, n_neighbors, self_index, chunk_size) -> int:
+    k = check_int("n_neighbors", n_neighbors, min=1)
+    check_int("chunk_size", chunk_size, min=1)
+    available = X_fit.shape[0] - (0 if self_index is None else 1)
+    if k > available:
+        raise ValueError(
+            f"n_neighbors ({k}) must be <= the number of candidate neighbours ({available})"
+        )
+    return k
+
+
+def kneighbors_exact(
+    X_query: torch.Tensor,
+    X_fit: torch.Tensor,
+    n_neighbors: int,
+    *,
+    self_index: torch.Tensor | None = None,
+    chunk_size: int = 2048,
+) -> torch.Tensor:
+    """The plain float64 search; same contract as :func:`kneighbors`."""
+    k = _check(X_fit, n_neighbors, self_index, chunk_size)
+    A, Q = X_fit.to(torch.float64), X_query.to(torch.float64)
+    sq = (A * A).sum(1)
+    out = []
+    for start in range(0, Q.shape[0], chunk_size):  # blocks bound memory; not a per-sample loop
+        score = torch.addmm(sq, Q[start : start + chunk_size], A.T, alpha=-2.0)
+        if self_index is not None:
+            score[torch.arange(score.shape[0]), self_index[start : start + chunk_size]] = float(
+                "inf"
+            )
+        out.append(torch.topk(score, k, dim=1, largest=False, sorted=True).indices)
+    return torch.cat(out)
 
 
 def kneighbors(
@@ -40,20 +124,38 @@ def kneighbors(
     -------
     Tensor[m, k] int64, nearest first (the order of ``sklearn.neighbors.NearestNeighbors``).
     """
-    k = check_int("n_neighbors", n_neighbors, min=1)
-    check_int("chunk_size", chunk_size, min=1)
-    available = X_fit.shape[0] - (0 if self_index is None else 1)
-    if k > available:
-        raise ValueError(f"n_neighbors ({k}) must be <= the number of candidate neighbours ({available})")
-    # float64 ranking so that the order matches sklearn's exact distances on float32 data too
-    A = X_fit if X_fit.dtype == torch.float64 else X_fit.to(torch.float64)
-    Q = X_query if X_query.dtype == torch.float64 else X_query.to(torch.float64)
-    sq = (A * A).sum(1)
+    k = _check(X_fit, n_neighbors, self_index, chunk_size)
+    n = X_fit.shape[0]
+    shortlist = min(k + MARGIN, n - (0 if self_index is None else 1))
+    A64 = X_fit.to(torch.float64)
+    Q64 = X_query.to(torch.float64)
+    centre = A64.mean(0)
+    A32 = (A64 - centre).to(torch.float32)
+    sq32 = (A32 * A32).sum(1)
+    tile_rows, tile_cols = _tile_shape()
+    rows = min(chunk_size, tile_rows)
     out = []
-    for start in range(0, Q.shape[0], chunk_size):  # blocks bound memory; not a per-sample loop
-        score = torch.addmm(sq, Q[start : start + chunk_size], A.T, alpha=-2.0)
-        if self_index is not None:
-            rows = torch.arange(score.shape[0])
-            score[rows, self_index[start : start + chunk_size]] = float("inf")
-        out.append(torch.topk(score, k, dim=1, largest=False, sorted=True).indices)
+    for start in range(0, Q64.shape[0], rows):  # tiles bound memory; not a per-sample loop
+        q = Q64[start : start + rows]
+        q32 = (q - centre).to(torch.float32)
+        own = None if self_index is None else self_index[start : start + rows]
+        vals, idx = [], []
+        for c0 in range(0, n, tile_cols):  # column tiles keep each score block in cache
+            score = torch.addmm(
+                sq32[c0 : c0 + tile_cols], q32, A32[c0 : c0 + tile_cols].T, alpha=-2.0
+            )
+            if own is not None:
+                hit = (own >= c0) & (own < c0 + score.shape[1])
+                score[hit.nonzero().flatten(), own[hit] - c0] = float("inf")
+            v, i = smallest(score, shortlist)
+            vals.append(v)
+            idx.append(i + c0)
+        v, i = torch.cat(vals, 1), torch.cat(idx, 1)
+        cand = i.gather(1, torch.topk(v, shortlist, dim=1, largest=False, sorted=False).indices)
+        exact = ((A64[cand] - q.unsqueeze(1)) ** 2).sum(-1)  # (rows, shortlist) in float64
+        # ties in the exact distance keep the lower row index first (stable sort on sorted ids)
+        cand, perm = cand.sort(dim=1)
+        exact = exact.gather(1, perm)
+        order = torch.sort(exact, dim=1, stable=True).indices[:, :k]
+        out.append(cand.gather(1, order))
     return torch.cat(out)

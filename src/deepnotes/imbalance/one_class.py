@@ -99,7 +99,14 @@ class OneClassClassifier(ClassifierMixin, BaseEstimator):
     threshold_ : float on ``decision_function``
     """
 
-    def __init__(self, detector: Any = None, *, normal_class: Any = 0, anomaly_class: Any = 1, contamination: float = 0.01):
+    def __init__(
+        self,
+        detector: Any = None,
+        *,
+        normal_class: Any = 0,
+        anomaly_class: Any = 1,
+        contamination: float = 0.01,
+    ):
         self.detector = detector
         self.normal_class = normal_class
         self.anomaly_class = anomaly_class
@@ -111,7 +118,9 @@ class OneClassClassifier(ClassifierMixin, BaseEstimator):
         Xn = as_features(X, floating=True)[0].numpy()
         yn = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
         if yn.shape != (Xn.shape[0],):
-            raise ValueError(f"inconsistent lengths: X has {Xn.shape[0]} samples, y has shape {yn.shape}")
+            raise ValueError(
+                f"inconsistent lengths: X has {Xn.shape[0]} samples, y has shape {yn.shape}"
+            )
         normal = Xn[yn == self.normal_class]
         if normal.shape[0] < 2:
             raise ValueError(f"y has fewer than 2 samples of normal_class={self.normal_class!r}")

@@ -46,7 +46,13 @@ class RandomUnderSampler(BaseSampler):
 
     _sampling_type = "under-sampling"
 
-    def __init__(self, *, sampling_strategy: Any = "auto", random_state: Any = None, replacement: bool = False):
+    def __init__(
+        self,
+        *,
+        sampling_strategy: Any = "auto",
+        random_state: Any = None,
+        replacement: bool = False,
+    ):
         self.sampling_strategy = sampling_strategy
         self.random_state = random_state
         self.replacement = replacement
@@ -125,7 +131,9 @@ class GaussianNoiseOverSampler(RandomOverSampler):
 
     _floating = True
 
-    def __init__(self, *, sampling_strategy: Any = "auto", shrinkage: float = 1.0, random_state: Any = None):
+    def __init__(
+        self, *, sampling_strategy: Any = "auto", shrinkage: float = 1.0, random_state: Any = None
+    ):
         super().__init__(sampling_strategy=sampling_strategy, random_state=random_state)
         self.shrinkage = shrinkage
 
@@ -135,7 +143,10 @@ class GaussianNoiseOverSampler(RandomOverSampler):
         n, d = X.shape
         h = (4.0 / ((d + 2) * n)) ** (1.0 / (d + 4))
         parts, extra = [X], []
-        for c, n_new in targets.items():  # imblearn draws the indices, then the noise, class by class
+        for (
+            c,
+            n_new,
+        ) in targets.items():  # imblearn draws the indices, then the noise, class by class
             pick = rng.choice(int(counts[c]), size=n_new, replace=True)
             members = class_indices(codes, c)
             idx = members[torch.from_numpy(np.asarray(pick, dtype=np.int64))]

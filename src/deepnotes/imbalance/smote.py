@@ -64,8 +64,9 @@ class SMOTE(BaseSampler):
     Attributes
     ----------
     sampling_strategy_ : OrderedDict class -> number added
-    neighbors_ : dict class -> Tensor[n_class, k]
-        Same-class neighbour indices (into that class's rows) of the last ``fit_resample``.
+    neighbors_ : dict class code -> Tensor[n_class, k]
+        Same-class neighbour indices (into that class's rows) of the last ``fit_resample``;
+        class codes index the sorted classes.
     """
 
     _sampling_type = "over-sampling"
@@ -137,7 +138,8 @@ class ADASYN(BaseSampler):
     ----------
     sampling_strategy_ : OrderedDict class -> number asked (the number produced is
         ``n_generated_[class]``, which rounding may change slightly)
-    n_generated_ : dict class -> Tensor[n_class] of per-sample counts
+    n_generated_ : dict class code -> Tensor[n_class] of per-sample counts (codes index the
+        sorted classes)
     """
 
     _sampling_type = "over-sampling"
@@ -172,7 +174,9 @@ class ADASYN(BaseSampler):
             self.n_generated_[c] = per_sample
             n_made = int(per_sample.sum())
             if n_made == 0:
-                raise ValueError("ADASYN: rounding leaves no sample to generate; ask for more samples")
+                raise ValueError(
+                    "ADASYN: rounding leaves no sample to generate; ask for more samples"
+                )
             X_class = X[members]
             own = torch.arange(len(members))
             nns = kneighbors(X_class, X_class, k, self_index=own, chunk_size=self.chunk_size)

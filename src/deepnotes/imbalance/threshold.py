@@ -28,7 +28,12 @@ from deepnotes.metrics import precision_recall_curve
 
 
 def best_threshold(
-    y_true: Any, y_score: Any, *, objective: str = "f1", target_recall: float | None = None, pos_label: Any = 1
+    y_true: Any,
+    y_score: Any,
+    *,
+    objective: str = "f1",
+    target_recall: float | None = None,
+    pos_label: Any = 1,
 ) -> tuple[float, float]:
     """The threshold ``t`` (predict positive when ``score >= t``) that optimises ``objective``.
 
@@ -90,7 +95,11 @@ def prior_correction(proba: Any, train_prior: Any, true_prior: Any) -> torch.Ten
         q = as_tensor(name, prior).to(p.dtype)
         if q.shape != (p.shape[1],):
             raise ValueError(f"{name} must have shape ({p.shape[1]},), got {tuple(q.shape)}")
-        if not bool(torch.isfinite(q).all()) or bool((q <= 0).any()) or abs(float(q.sum()) - 1) > 1e-6:
+        if (
+            not bool(torch.isfinite(q).all())
+            or bool((q <= 0).any())
+            or abs(float(q.sum()) - 1) > 1e-6
+        ):
             raise ValueError(f"{name} must be positive and sum to 1")
         priors.append(q)
     w = p * (priors[1] / priors[0])

@@ -6,6 +6,7 @@ from deepnotes.models.factory import create
 from deepnotes.models.googlenet import GoogLeNet, Inception, InceptionAux
 from deepnotes.models.inception import InceptionV3
 from deepnotes.models.interface import ImageClassifier
+from deepnotes.models.localization import ClassifyLocalize, make_shapes, train_localizer
 from deepnotes.models.residual_mlp import ResidualBlock, ResidualMLP
 from deepnotes.models.resnet import BasicBlock, Bottleneck, ResNet
 from deepnotes.models.vgg import VGG
@@ -17,6 +18,7 @@ __all__ = [
     "AlexNetOriginal",
     "BasicBlock",
     "Bottleneck",
+    "ClassifyLocalize",
     "GoogLeNet",
     "ImageClassifier",
     "Inception",
@@ -29,4 +31,6 @@ __all__ = [
     "SmallCNN",
     "ZFNet",
     "create",
+    "make_shapes",
+    "train_localizer",
 ]

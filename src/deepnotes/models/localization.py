@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepnotes.core.checks import check_float, check_int, check_tensor
-from deepnotes.core.registry import MODELS
 from deepnotes.core.seeding import make_generator
 from deepnotes.models.interface import parse_in_shape
 
@@ -85,7 +84,9 @@ class ClassifyLocalize(nn.Module):
     """A conv backbone with a class head and a box head.
 
     ``forward(x) → (logits (N, num_classes), boxes (N, 4) xyxy in [0, 1])``.
-    ``forward_features`` gives the backbone's map; ``forward_head`` both heads.
+    ``forward_features`` gives the backbone's map; ``forward_head`` both heads. Not in the
+    ``MODELS`` registry: it returns two outputs and trains with :func:`train_localizer`, not the
+    classification trainer.
     """
 
     def __init__(self, in_shape=(3, 32, 32), num_classes: int = 3, width: int = 32):
@@ -177,8 +178,3 @@ def evaluate_localizer(model: ClassifyLocalize, data) -> tuple[float, float]:
     x, y, b = data
     logits, boxes = model(x)
     return float((logits.argmax(1) == y).float().mean()), float(box_iou_paired(boxes, b).mean())
-
-
-@MODELS.register("localizer", description="conv backbone + class head + box head (returns logits, boxes)")
-def localizer(in_shape, num_classes: int, **kw) -> nn.Module:
-    return ClassifyLocalize(in_shape, num_classes, **kw)

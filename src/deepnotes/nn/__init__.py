@@ -1,4 +1,4 @@
-"""Layers and building blocks written out: initialization, activations (and conv ops)."""
+"""Layers and building blocks written out: initialization, activations, conv ops, regularization."""
 
 from deepnotes.nn.activations import (
     DERIVATIVES,
@@ -17,6 +17,7 @@ from deepnotes.nn.activations import (
     sigmoid,
     tanh,
 )
+from deepnotes.nn.batchnorm import BatchNorm1d, BatchNorm2d, batch_norm
 from deepnotes.nn.calculators import (
     conv_layer_table,
     conv_output_size,
@@ -33,6 +34,8 @@ from deepnotes.nn.conv import (
     conv_transpose2d_col2im,
 )
 from deepnotes.nn.deform import DeformConv2d, deform_conv2d
+from deepnotes.nn.dropout import DropConnectLinear, Dropout, Dropout2d, dropout, dropout2d
+from deepnotes.nn.fractional_pool import FractionalMaxPool2d, fractional_max_pool2d
 from deepnotes.nn.init import (
     SCHEMES,
     calculate_fan_in_and_fan_out,
@@ -60,6 +63,15 @@ from deepnotes.nn.pooling import (
     max_unpool2d,
     spatial_pyramid_pool,
 )
+from deepnotes.nn.regularizers import (
+    add_penalty_grad_,
+    elastic_net_penalty,
+    l1_penalty,
+    l2_penalty,
+    max_norm_,
+    penalized_parameters,
+)
+from deepnotes.nn.stochastic_depth import StochasticDepth, stochastic_depth
 
 __all__ = [
     # activations
@@ -117,4 +129,23 @@ __all__ = [
     "receptive_field",
     "same_padding",
     "spatial_pyramid_pool",
+    # regularization
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "DropConnectLinear",
+    "Dropout",
+    "Dropout2d",
+    "FractionalMaxPool2d",
+    "StochasticDepth",
+    "add_penalty_grad_",
+    "batch_norm",
+    "dropout",
+    "dropout2d",
+    "elastic_net_penalty",
+    "fractional_max_pool2d",
+    "l1_penalty",
+    "l2_penalty",
+    "max_norm_",
+    "penalized_parameters",
+    "stochastic_depth",
 ]

@@ -22,6 +22,41 @@ from torch import nn
 from deepnotes.core.checks import check_float, check_int, check_tensor, check_type
 
 
+class _BatchNormTrain(torch.autograd.Function):
+    """Training-mode normalization with its backward written out (one pass per tensor-sized term).
+
+    With ``x̂ = (x - μ) · r``, ``r = 1 / sqrt(σ² + eps)`` and ``g = ∂L/∂y · γ``, averages over the
+    ``m`` values of a channel give::
+
+        ∂L/∂x = r · (g - mean(g) - x̂ · mean(g · x̂)),   ∂L/∂γ = Σ ∂L/∂y · x̂,   ∂L/∂β = Σ ∂L/∂y
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps, dims, shape):
+        mean = x.mean(dims, keepdim=True)
+        xc = x - mean
+        var = (xc * xc).mean(dims, keepdim=True)
+        rstd = torch.rsqrt(var + eps)
+        xhat = xc * rstd
+        out = xhat if weight is None else xhat * weight.view(shape)
+        if bias is not None:
+            out = out + bias.view(shape)
+        ctx.save_for_backward(xhat, rstd, weight)
+        ctx.dims, ctx.shape, ctx.has_bias = dims, shape, bias is not None
+        return out, mean.flatten(), var.flatten()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out, _grad_mean, _grad_var):
+        xhat, rstd, weight = ctx.saved_tensors
+        dims, shape = ctx.dims, ctx.shape
+        g = grad_out if weight is None else grad_out * weight.view(shape)
+        dx = rstd * (g - g.mean(dims, keepdim=True) - xhat * (g * xhat).mean(dims, keepdim=True))
+        dw = (grad_out * xhat).sum(dims) if weight is not None and ctx.needs_input_grad[1] else None
+        db = grad_out.sum(dims) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return dx, dw, db, None, None, None
+
+
 def batch_norm(
     input: torch.Tensor,
     running_mean: torch.Tensor | None,
@@ -52,27 +87,27 @@ def batch_norm(
     Tensor[N, C, *]
     """
     check_tensor("input", input, ndim=(2, 3, 4, 5), floating=True)
-    dims = [0, *range(2, input.dim())]
-    shape = [1, input.shape[1]] + [1] * (input.dim() - 2)
+    dims = (0, *range(2, input.dim()))
+    shape = (1, input.shape[1]) + (1,) * (input.dim() - 2)
     if training or running_mean is None:
         count = input.numel() // input.shape[1]
         if count <= 1:
             raise ValueError(f"input: expected more than 1 value per channel when training, got shape {tuple(input.shape)}")
-        mean = input.mean(dims)
-        var = input.var(dims, correction=0)
+        out, mean, var = _BatchNormTrain.apply(input, weight, bias, eps, dims, shape)
         if training and running_mean is not None:
             with torch.no_grad():
-                running_mean.mul_(1 - momentum).add_(mean.detach(), alpha=momentum)
+                running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
                 # the running variance is the unbiased estimate (m - 1), as in torch
-                running_var.mul_(1 - momentum).add_(var.detach() * (count / (count - 1)), alpha=momentum)
-    else:
-        mean, var = running_mean, running_var
-    out = (input - mean.view(shape)) * torch.rsqrt(var.view(shape) + eps)
+                running_var.mul_(1 - momentum).add_(var * (count / (count - 1)), alpha=momentum)
+        return out
+    # evaluation: a fixed per-channel affine map, y = x · scale + shift
+    scale = torch.rsqrt(running_var + eps)
     if weight is not None:
-        out = out * weight.view(shape)
+        scale = scale * weight
+    shift = -running_mean * scale
     if bias is not None:
-        out = out + bias.view(shape)
-    return out
+        shift = shift + bias
+    return torch.addcmul(shift.view(shape), input, scale.view(shape))
 
 
 class _BatchNorm(nn.Module):

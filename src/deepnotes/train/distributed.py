@@ -86,7 +86,10 @@ def init_from_env(backend: str = "auto", timeout_s: float = 300.0) -> tuple[int,
 
 
 def cleanup() -> None:
+    """Leave the process group; every rank waits for the others first (a rank tearing gloo down
+    while another still uses it aborts the process)."""
     if is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

@@ -18,8 +18,10 @@ class DivergenceGuard(Callback):
 
     The notes' rule of thumb (a cost above 3× its starting value means the learning rate is too
     high and the run will not recover). The initial loss is the mean of the first ``warmup``
-    batches, which damps the noise of a single batch. Raises :class:`DivergenceError`; the trainer
-    records the status ``"diverged"`` and keeps the last completed epoch's checkpoint.
+    batches, which damps the noise of a single batch. On a resumed run the first epoch's mean
+    training loss (from the restored history) stands in for it, since the resumed run's first batch
+    is already far down the curve. Raises :class:`DivergenceError`; the trainer records the status
+    ``"diverged"`` and keeps the last completed epoch's checkpoint.
     """
 
     def __init__(self, factor: float = 3.0, warmup: int = 1):
@@ -29,6 +31,10 @@ class DivergenceGuard(Callback):
         self.warmup = check_int("warmup", warmup, min=1)
         self.initial: float | None = None
         self._first: list[float] = []
+
+    def on_fit_start(self, trainer):
+        if trainer.history and self.initial is None:
+            self.initial = float(trainer.history[0]["train_loss"])
 
     def on_batch_end(self, trainer, batch_index, loss):
         if self.initial is None:
@@ -41,9 +47,6 @@ class DivergenceGuard(Callback):
                 f"loss {loss:.4g} at step {trainer.step} exceeds {self.factor:g} x the initial loss "
                 f"{self.initial:.4g}; training aborted (learning rate too high?)"
             )
-
-    def state(self) -> dict:
-        return {"initial": self.initial}
 
 
 class WeightPenalty(Callback):

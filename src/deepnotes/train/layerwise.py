@@ -73,13 +73,16 @@ def greedy_layerwise(
     fine_tune_epochs = check_int("fine_tune_epochs", fine_tune_epochs, min=0)
     make_opt = OPTIMIZERS.get(optimizer)
 
+    # build the layers in the data's floating dtype
+    sample = train_data[0][0]
+    dtype = sample.dtype if torch.is_tensor(sample) and sample.is_floating_point() else torch.float32
     torch.manual_seed(seed)
     frozen: list[nn.Module] = [nn.Flatten()]
     width, metrics = in_features, []
     head: nn.Module | None = None
     for k, w in enumerate(widths):
-        layer = nn.Sequential(nn.Linear(width, w), ACTIVATIONS[activation]())
-        head = nn.Linear(w, num_classes)
+        layer = nn.Sequential(nn.Linear(width, w, dtype=dtype), ACTIVATIONS[activation]())
+        head = nn.Linear(w, num_classes, dtype=dtype)
         model = nn.Sequential(*frozen, layer, head)
         for m in frozen:
             m.requires_grad_(False)

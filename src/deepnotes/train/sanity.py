@@ -57,9 +57,13 @@ def _first_samples(data: Dataset, n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 @torch.no_grad()
 def check_initial_loss(
-    model: nn.Module, data: Dataset, kind: str = "softmax", rtol: float = 0.15, n: int = 256
+    model: nn.Module, data: Dataset, kind: str = "softmax", rtol: float = 0.15, n: int = 256, loss_fn=None
 ) -> SanityResult:
-    """Compare the untrained model's mean loss on ``n`` samples with ``ln C`` (or ``C - 1``)."""
+    """Compare the untrained model's mean loss on ``n`` samples with ``ln C`` (or ``C - 1``).
+
+    ``loss_fn(scores, targets)`` defaults to cross-entropy for ``kind="softmax"`` and to the summed
+    multi-class hinge loss for ``kind="svm"``.
+    """
     check_type("model", model, nn.Module)
     kind = check_choice("kind", kind, ("softmax", "svm"))
     rtol = check_float("rtol", rtol, min=0.0, min_inclusive=False)
@@ -74,7 +78,9 @@ def check_initial_loss(
     if out.dim() != 2 or out.shape[1] < 2:
         raise ValueError(f"model must output class scores (N, C) with C >= 2, got shape {tuple(out.shape)}")
     c = out.shape[1]
-    loss = float(F.cross_entropy(out, y) if kind == "softmax" else _hinge_sum(out, y))
+    if loss_fn is None:
+        loss_fn = F.cross_entropy if kind == "softmax" else _hinge_sum
+    loss = float(loss_fn(out, y))
     expected = expected_initial_loss(c, kind)
     passed = abs(loss - expected) <= rtol * expected
     name = "ln C" if kind == "softmax" else "C - 1"
@@ -143,9 +149,9 @@ class SanityChecks(Callback):
             raise ValueError("SanityChecks needs a classification task (the expected loss depends on C)")
         data = trainer.train_loader.dataset
         model = getattr(trainer.model, "module", trainer.model)  # unwrap DDP
-        loss_fn = trainer.loss_fn if self.kind == "softmax" else _hinge_sum
+        loss_fn = trainer.loss_fn
         self.results = [
-            check_initial_loss(model, data, self.kind, self.rtol),
+            check_initial_loss(model, data, self.kind, self.rtol, loss_fn=loss_fn),
             check_overfit_tiny(model, data, loss_fn, self.n, self.steps, self.lr, self.threshold),
         ]
         if trainer.out_dir is not None and getattr(trainer, "is_main", True):

@@ -193,7 +193,7 @@ class Trainer:
         """
         was_training = self.model.training
         self.model.eval()
-        total, loss_sum, correct = 0, 0.0, 0
+        total, loss_sum, correct, targets = 0, 0.0, 0, 0
         if self._dist:
             from deepnotes.train.distributed import shard
 
@@ -205,17 +205,19 @@ class Trainer:
                 loss_sum += float(self.loss_fn(out, y)) * len(x)
                 if self.task == "classification":
                     correct += int((out.argmax(1) == y).sum())
+                    targets += y.numel()
                 total += len(x)
         finally:
             self.model.train(was_training)
         if self._dist:
             from deepnotes.train.distributed import all_reduce_sums
 
-            loss_sum, correct, total = all_reduce_sums([loss_sum, correct, total], self.device)
+            loss_sum, correct, total, targets = all_reduce_sums([loss_sum, correct, total, targets], self.device)
             total = int(total)
         metrics = {"loss": loss_sum / total}
         if self.task == "classification":
-            metrics["accuracy"] = correct / total
+            # per target, not per sample: sequence tasks have one class per time step
+            metrics["accuracy"] = correct / targets
         return metrics
 
     @torch.no_grad()
@@ -328,7 +330,7 @@ class Trainer:
         self.model.train()
         loss_sum = torch.zeros((), dtype=torch.float64)
         correct = torch.zeros((), dtype=torch.int64)
-        seen = 0
+        seen = targets = 0
         bar = self._progress()
         task_id = None
         if bar is not None:
@@ -361,6 +363,7 @@ class Trainer:
                 loss_sum += value * n
                 if self.task == "classification":
                     correct += (out.detach().argmax(1) == y).sum().cpu()
+                    targets += y.numel()
                 self._call("on_batch_end", i, value)
                 if bar is not None:
                     bar.update(task_id, advance=1, loss=value)
@@ -370,10 +373,12 @@ class Trainer:
         if self._dist:
             from deepnotes.train.distributed import all_reduce_sums
 
-            loss_sum, correct, seen = all_reduce_sums([float(loss_sum), int(correct), seen], self.device)
+            loss_sum, correct, seen, targets = all_reduce_sums(
+                [float(loss_sum), int(correct), seen, targets], self.device
+            )
         metrics: dict[str, float] = {"epoch": epoch, "step": self.step, "train_loss": float(loss_sum) / seen}
         if self.task == "classification":
-            metrics["train_accuracy"] = int(correct) / seen
+            metrics["train_accuracy"] = int(correct) / targets
         if self.val_data is not None:
             val = self.evaluate(self.val_data)
             metrics.update({f"val_{k}": v for k, v in val.items()})

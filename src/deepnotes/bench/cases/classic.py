@@ -5,7 +5,8 @@
 * ``kmeans``: 100,000 × 16, k = 10, the same initial centres, up to 50 Lloyd iterations (tol = 0)
   vs ``sklearn.cluster.KMeans(algorithm="lloyd", n_init=1)`` — target ratio <= 1.0.
 
-Both sides get the same float64 numpy arrays.
+Both sides get the same float64 numpy arrays. Each case is timed with the default threads and
+again with one thread on both sides (see :func:`single_thread`).
 """
 
 from __future__ import annotations
@@ -31,12 +32,16 @@ def knn_predict_case(quick: bool) -> list[BenchItem]:
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(n_fit, 64)), rng.integers(0, 10, n_fit)
     Q = rng.normal(size=(n_query, 64))
-    ours = KNNClassifier(k=5, chunk_size=2048).fit(X, y)
+    ours = KNNClassifier(k=5).fit(X, y)
     ref = KNeighborsClassifier(5, algorithm="brute").fit(X, y)
     if not np.array_equal(ours.predict(Q).numpy(), ref.predict(Q)):
         raise RuntimeError("knn_predict: predictions differ from scikit-learn")
-    return [BenchItem(size=f"fit {n_fit}x64, predict {n_query}", ours=lambda: ours.predict(Q),
-                      reference=lambda: ref.predict(Q), repeats=5)]
+    size = f"fit {n_fit}x64, predict {n_query}"
+    return [
+        BenchItem(size=size, ours=lambda: ours.predict(Q), reference=lambda: ref.predict(Q), repeats=5),
+        BenchItem(size=size + ", 1 thread", ours=single_thread(lambda: ours.predict(Q)),
+                  reference=single_thread(lambda: ref.predict(Q)), repeats=5),
+    ]
 
 
 @bench_case(
@@ -66,4 +71,29 @@ def kmeans_case(quick: bool) -> list[BenchItem]:
     a, b = ours(), ref()
     if a.n_iter_ != b.n_iter_ or abs(a.inertia_ - b.inertia_) > 1e-6 * abs(b.inertia_):
         raise RuntimeError("kmeans: result differs from scikit-learn")
-    return [BenchItem(size=f"{n}x16, k=10, {b.n_iter_} iterations", ours=ours, reference=ref, repeats=5)]
+    size = f"{n}x16, k=10, {b.n_iter_} iterations"
+    return [
+        BenchItem(size=size, ours=ours, reference=ref, repeats=5),
+        BenchItem(size=size + ", 1 thread", ours=single_thread(ours), reference=single_thread(ref), repeats=5),
+    ]
+
+
+def single_thread(fn):
+    """``fn`` run with one torch thread and one BLAS/OpenMP thread (restored afterwards).
+
+    On a shared, oversubscribed machine many small parallel regions lose more to thread
+    contention than one big one; timing both sides on one thread compares the algorithms.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    def run():
+        n = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with threadpool_limits(1):
+                return fn()
+        finally:
+            torch.set_num_threads(n)
+
+    return run

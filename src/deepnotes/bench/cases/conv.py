@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from deepnotes.bench.api import BenchItem, bench_case
+from deepnotes.bench.cases.classic import single_thread
 
 
 @bench_case(
@@ -35,9 +36,15 @@ def deform_case(quick: bool) -> list[BenchItem]:
         rtol=1e-4,
         atol=1e-4,
     )
-    return [BenchItem(size=f"{n}x{c}x{s}x{s}, 3x3, {c} out",
-                      ours=lambda: deform_conv2d(x, off, w, padding=1, mask=mask),
-                      reference=lambda: torchvision.ops.deform_conv2d(x, off, w, padding=1, mask=mask))]
+    def ours():
+        return deform_conv2d(x, off, w, padding=1, mask=mask)
+
+    def ref():
+        return torchvision.ops.deform_conv2d(x, off, w, padding=1, mask=mask)
+
+    size = f"{n}x{c}x{s}x{s}, 3x3, {c} out"
+    return [BenchItem(size=size, ours=ours, reference=ref),
+            BenchItem(size=size + ", 1 thread", ours=single_thread(ours), reference=single_thread(ref))]
 
 
 @bench_case(
@@ -56,6 +63,12 @@ def im2col_case(quick: bool) -> list[BenchItem]:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, c, s, s, generator=g)
     w = torch.randn(c, c, 3, 3, generator=g)
-    return [BenchItem(size=f"{n}x{c}x{s}x{s}, 3x3, {c} out",
-                      ours=lambda: conv2d_im2col(x, w, padding=1),
-                      reference=lambda: F.conv2d(x, w, padding=1))]
+    def ours():
+        return conv2d_im2col(x, w, padding=1)
+
+    def ref():
+        return F.conv2d(x, w, padding=1)
+
+    size = f"{n}x{c}x{s}x{s}, 3x3, {c} out"
+    return [BenchItem(size=size, ours=ours, reference=ref),
+            BenchItem(size=size + ", 1 thread", ours=single_thread(ours), reference=single_thread(ref))]
