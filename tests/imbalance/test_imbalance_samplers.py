@@ -218,7 +218,9 @@ def test_cluster_centroids_are_kmeans_centroids():
         assert np.array_equal(s.labels_[code].numpy(), ref.labels_)
         # and every centre is the mean of the points assigned to it
         for j in range(minority):
-            assert np.allclose(Xc[s.labels_[code].numpy() == j].mean(0), Xo[yo == label][j], atol=1e-12)
+            assert np.allclose(
+                Xc[s.labels_[code].numpy() == j].mean(0), Xo[yo == label][j], atol=1e-12
+            )
 
 
 def test_kmeans_pp_seeds_follow_the_squared_distance_law():

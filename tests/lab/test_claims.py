@@ -1,5 +1,7 @@
 """Contract over the claim registry: every claim runs in quick mode and gives its expected verdict."""
 
+import json
+
 import matplotlib.pyplot as plt
 import pytest
 
@@ -23,6 +25,7 @@ def test_claim_quick(c):
         assert rec.error == "", rec.error
         assert rec.verdict == c.expected, rec.measured
         assert rec.measured and rec.test and rec.figures, "a claim reports numbers, its test and a figure"
+        json.dumps(rec.to_json(), allow_nan=False)  # results.json must stay strict JSON
         if c.expected == "refuted":
             assert c.reason, "an expected 'refuted' verdict carries its reason"
     finally:

@@ -149,7 +149,8 @@ def resolve_sampling_strategy(
         float (binary only): over-sampling — minority size after resampling as a fraction of the
         majority size; under-sampling — minority size over majority size after resampling.
         str: one of ``STRATEGIES``. dict: class -> wanted number of samples. callable: ``f(y)``
-        returning such a dict.
+        returning such a dict (called with the labels in sorted order, which have the counts of
+        the real ``y``).
     classes : ndarray (n_classes,)
     counts : ndarray (n_classes,)
     sampling_type : {"over-sampling", "under-sampling"}

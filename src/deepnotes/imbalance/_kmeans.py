@@ -8,8 +8,9 @@ thousands:
 * seeding is plain k-means++ (one candidate per step, Arthur & Vassilvitskii 2007) rather than
   scikit-learn's greedy variant with ``2 + ln K`` candidates: K sequential steps of one distance
   row each instead of ``2 + ln K`` rows;
-* the assignment step works on blocks of 256 rows so that each ``256 × K`` score block is reduced
-  while it is still in cache.
+* seeding runs in numpy (K sequential matrix-vector products, where per-call overhead matters);
+* the assignment step works on row blocks so that each score block is reduced while it is
+  still in cache.
 
 The tests compare the final centres with ``sklearn.cluster.KMeans(init=<our seeds>)``.
 """
@@ -52,8 +53,9 @@ def kmeans_pp_plain(X: torch.Tensor, k: int, rng: np.random.RandomState) -> torc
 def assign(X: torch.Tensor, centers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Nearest centre of each row and the squared distance to it, ``(n,)`` each.
 
-    Ranks by ``‖c‖² − 2x·c`` in float64, 256 rows at a time: the score block stays in cache
-    between the product and the ``min`` (measured 4x faster than one ``n × K`` block).
+    Ranks by ``‖c‖² − 2x·c`` in float64, a block of rows at a time: with one thread a 256-row
+    block stays in cache between the product and the ``min`` (measured 4x faster than one
+    ``n × K`` block).
     """
     c_sq = (centers * centers).sum(1)
     x_sq = (X * X).sum(1)
