@@ -86,3 +86,61 @@ def test_row_blocks_do_not_change_the_result(monkeypatch):
     ours = KMeans(5, init=init, max_iter=100, tol=0.0).fit(X)
     assert torch.equal(ours.labels_, torch.from_numpy(ref.labels_).long())
     assert_iterative(ours.cluster_centers_, torch.from_numpy(ref.cluster_centers_))
+
+
+def test_skipped_points_do_not_change_the_result(monkeypatch):
+    # overlapping blobs: labels keep moving for many iterations, so most points are skipped by the
+    # bounds while some are recomputed, and the result must still be sklearn's
+    import deepnotes.classic.kmeans as km
+
+    full_passes = []
+    orig = km._Bounds.full
+    monkeypatch.setattr(km._Bounds, "full", lambda self, c, lab: full_passes.append(1) or orig(self, c, lab))
+    rng = np.random.default_rng(11)
+    X = np.concatenate([rng.normal(size=(300, 3)) + c for c in rng.normal(scale=1.5, size=(6, 3))])
+    init = X[rng.choice(len(X), 8, replace=False)]
+    ours = KMeans(8, init=init, max_iter=200, tol=0.0).fit(X)
+    ref = SKKMeans(8, init=init, n_init=1, max_iter=200, tol=0.0, algorithm="lloyd").fit(X)
+    assert ours.n_iter_ == ref.n_iter_ and ref.n_iter_ >= 10
+    assert len(full_passes) < ours.n_iter_ // 2  # the bounds did skip work
+    assert torch.equal(ours.labels_, torch.from_numpy(ref.labels_).long())
+    assert_iterative(ours.cluster_centers_, torch.from_numpy(ref.cluster_centers_))
+    assert_iterative(torch.tensor(ours.inertia_), torch.tensor(ref.inertia_))
+
+
+def test_exact_ties_go_to_the_first_centre_like_sklearn():
+    # integer points symmetric about 0 (so centring is exact) and integer centres: the first
+    # assignment's scores are exact and the points in the middle are real ties, which must go to
+    # the first of the equidistant centres; the centres after one iteration show where they went
+    init = np.array([[-2.0, 0.0], [2.0, 0.0], [0.0, 2.0], [0.0, -2.0]])
+    offsets = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    middle = np.array([[0.0, 0.0], [1.0, 1.0], [-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0]])
+    X = np.concatenate([(init[:, None] + offsets).reshape(-1, 2), middle, middle])
+    assert X.mean(0).tolist() == [0.0, 0.0]
+    ours = KMeans(4, init=init, max_iter=1, tol=0.0).fit(X)
+    ref = SKKMeans(4, init=init, n_init=1, max_iter=1, tol=0.0, algorithm="lloyd").fit(X)
+    assert_iterative(ours.cluster_centers_, torch.from_numpy(ref.cluster_centers_))
+    assert_iterative(torch.tensor(ours.inertia_), torch.tensor(ref.inertia_))
+    # predict does not centre: integer queries equidistant from 2 or 4 fitted integer centres
+    fitted = KMeans(4, init=init, max_iter=1).fit((init[:, None] + offsets).reshape(-1, 2))
+    assert torch.equal(fitted.cluster_centers_, torch.from_numpy(init))
+    q = middle
+    assert fitted.predict(q).tolist() == [0, 1, 0, 1, 0]
+    assert fitted.predict(q).tolist() == SKKMeans(4, init=init, n_init=1, max_iter=1).fit(
+        (init[:, None] + offsets).reshape(-1, 2)).predict(q).tolist()
+
+
+def test_one_cluster_and_n_threads():
+    X, _ = _blobs(3, n=100)
+    init = X[:1]
+    ours = KMeans(1, init=init, max_iter=5, tol=0.0).fit(X)
+    ref = SKKMeans(1, init=init, n_init=1, max_iter=5, tol=0.0, algorithm="lloyd").fit(X)
+    assert ours.n_iter_ == ref.n_iter_
+    assert_iterative(ours.cluster_centers_, torch.from_numpy(ref.cluster_centers_))
+    before = torch.get_num_threads()
+    a = KMeans(3, random_state=0).fit(X)
+    assert torch.get_num_threads() == before
+    b = KMeans(3, random_state=0, n_threads=None).fit(X)
+    assert torch.equal(a.labels_, b.labels_)
+    with pytest.raises(ValueError, match="n_threads"):
+        KMeans(3, n_threads=0)

@@ -145,3 +145,13 @@ def test_gaussian_noise_rejects_negative_shrinkage():
     X, y = xy()
     with pytest.raises(ValueError, match="shrinkage"):
         GaussianNoiseOverSampler(shrinkage=-1.0).fit_resample(X, y)
+
+
+def test_bfloat16_tensor_features_keep_their_dtype():
+    # numpy has no bfloat16: these rows go through torch's own indexing
+    X, y = xy()
+    Xb = torch.from_numpy(X).to(torch.bfloat16)
+    for s in (RandomUnderSampler(random_state=0), RandomOverSampler(random_state=0)):
+        Xr, _ = s.fit_resample(Xb, torch.from_numpy(y))
+        assert Xr.dtype == torch.bfloat16
+        assert torch.equal(Xr, Xb[torch.from_numpy(s.sample_indices_)])

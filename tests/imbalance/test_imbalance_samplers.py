@@ -265,7 +265,8 @@ def test_kneighbors_across_column_tiles_equals_sklearn_and_the_exact_version(til
     from deepnotes.imbalance import neighbors
     from deepnotes.imbalance.neighbors import kneighbors_exact
 
-    monkeypatch.setattr(neighbors, "_TILES", {1: tiles, "threads": tiles})
+    monkeypatch.setattr(neighbors, "_TILE_ROWS", tiles[0])
+    monkeypatch.setattr(neighbors, "_TILE_COLS", tiles[1])
 
     g = torch.Generator().manual_seed(1)
     A = torch.randn(9000, 3, generator=g, dtype=torch.float64)  # spans several column tiles
@@ -291,3 +292,20 @@ def test_grouped_smallest_equals_topk(width, m):
     assert torch.equal(v.sort(1).values, ref)
     assert torch.equal(S.gather(1, i), v)
     assert all(len(set(row.tolist())) == len(row) for row in i)  # no column twice
+
+
+def test_kneighbors_threaded_ranges_equal_one_thread_and_restore_the_setting():
+    g = torch.Generator().manual_seed(3)
+    A = torch.randn(2000, 5, generator=g, dtype=torch.float64)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = kneighbors(A, A, 6, self_index=torch.arange(2000))
+        torch.set_num_threads(3)
+        many = kneighbors(A, A, 6, self_index=torch.arange(2000))
+        assert torch.get_num_threads() == 3  # the workers' single-thread setting is undone
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one, many)
+    ref = NearestNeighbors(n_neighbors=7).fit(A.numpy()).kneighbors(A.numpy())[1][:, 1:]
+    assert torch.equal(many, torch.from_numpy(ref))

@@ -220,3 +220,19 @@ def test_divergence_guard_on_resume_uses_the_first_epoch_loss(tmp_path):
                 callbacks=[guard])
     t.fit(resume=True)
     assert guard.initial == t.history[0]["train_loss"] and t.epoch == 2
+
+
+def test_divergence_guard_ignores_a_single_spike_but_not_a_rising_cost():
+    class _T:
+        step = 0
+        history: list = []
+
+    guard = DivergenceGuard(3.0, window=5)
+    for loss in (2.0, 1.8, 1.7, 9.0, 1.6, 1.5):  # one batch at 4.5x the initial loss
+        guard.on_batch_end(_T(), 0, loss)
+    rising = DivergenceGuard(3.0, window=5)
+    with pytest.raises(DivergenceError, match=r"mean of the last 4 batches\) at step 0 exceeds 3 x"):
+        for loss in (2.0, 4.0, 8.0, 16.0, 32.0):
+            rising.on_batch_end(_T(), 0, loss)
+    with pytest.raises(ValueError, match="window must be >= 1"):
+        DivergenceGuard(3.0, window=0)

@@ -63,7 +63,7 @@ def as_features(X: Any, *, floating: bool = False) -> tuple[torch.Tensor, Callab
     # since the sum of finite values may overflow
     if (
         t.is_floating_point()
-        and not bool(torch.isfinite(t.sum()))
+        and not bool(torch.isfinite(_sum(t)))
         and not bool(torch.isfinite(t).all())
     ):
         raise ValueError("X must be finite (found NaN or inf)")
@@ -275,6 +275,31 @@ def random_state_of(random_state: Any) -> np.random.RandomState:
         return check_random_state(random_state)
     except ValueError as exc:
         raise ValueError(f"random_state must be None, an int or a RandomState: {exc}") from exc
+
+
+# Row gathers and concatenations of CPU data go through numpy: its copies are single-threaded,
+# while torch's parallel ones were measured several times slower on a 2-core machine whose cores
+# other processes hold (the threads wait for each other); on other devices torch does the work.
+def _numpy_ok(t: torch.Tensor) -> bool:
+    return t.device.type == "cpu" and t.dtype != torch.bfloat16  # numpy has no bfloat16
+
+
+def _sum(t: torch.Tensor) -> torch.Tensor:
+    return torch.as_tensor(t.detach().numpy().sum()) if _numpy_ok(t) else t.sum()
+
+
+def take_rows(X: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``X[idx]`` (rows)."""
+    if _numpy_ok(X):
+        return torch.from_numpy(X.detach().numpy()[idx.cpu().numpy()])
+    return X[idx.to(X.device)]
+
+
+def cat_rows(parts: list[torch.Tensor]) -> torch.Tensor:
+    """``torch.cat(parts)`` along the rows."""
+    if all(_numpy_ok(p) for p in parts):
+        return torch.from_numpy(np.concatenate([p.detach().numpy() for p in parts]))
+    return torch.cat(parts)
 
 
 def class_indices(codes: torch.Tensor, c: int) -> torch.Tensor:

@@ -25,7 +25,13 @@ from typing import Any
 import torch
 
 from deepnotes.core.checks import check_float, check_int
-from deepnotes.imbalance._base import BaseSampler, class_indices, random_state_of
+from deepnotes.imbalance._base import (
+    BaseSampler,
+    cat_rows,
+    class_indices,
+    random_state_of,
+    take_rows,
+)
 from deepnotes.imbalance._kmeans import kmeans_pp_plain, lloyd
 
 
@@ -77,13 +83,13 @@ class ClusterCentroids(BaseSampler):
             if c in targets and targets[c] < len(members):
                 if targets[c] == 0:
                     continue
-                Xc = X[members].to(torch.float64)
+                Xc = take_rows(X, members).to(torch.float64)
                 seeds = kmeans_pp_plain(Xc, targets[c], rng)
                 centers, assigned, _ = lloyd(Xc, seeds, max_iter=max_iter, tol=tol)
                 self.cluster_seeds_[c], self.labels_[c] = seeds, assigned
                 parts.append(centers.to(X.dtype))
                 labels.append(torch.full((targets[c],), c, dtype=torch.int64))
             else:
-                parts.append(X[members])
+                parts.append(take_rows(X, members))
                 labels.append(codes[members])
-        return torch.cat(parts), torch.cat(labels)
+        return cat_rows(parts), cat_rows(labels)

@@ -22,7 +22,13 @@ import numpy as np
 import torch
 
 from deepnotes.core.checks import check_float
-from deepnotes.imbalance._base import BaseSampler, class_indices, random_state_of
+from deepnotes.imbalance._base import (
+    BaseSampler,
+    cat_rows,
+    class_indices,
+    random_state_of,
+    take_rows,
+)
 
 
 class RandomUnderSampler(BaseSampler):
@@ -66,9 +72,9 @@ class RandomUnderSampler(BaseSampler):
                 pick = rng.choice(int(counts[c]), size=targets[c], replace=bool(self.replacement))
                 idx = idx[torch.from_numpy(np.asarray(pick, dtype=np.int64))]
             parts.append(idx)
-        keep = torch.cat(parts)
+        keep = cat_rows(parts)
         self.sample_indices_ = keep.numpy()
-        return X[keep], codes[keep]
+        return take_rows(X, keep), take_rows(codes, keep)
 
 
 class RandomOverSampler(BaseSampler):
@@ -104,9 +110,9 @@ class RandomOverSampler(BaseSampler):
     def _resample(self, X, codes, counts, targets):
         rng = random_state_of(self.random_state)
         drawn = self._draw(codes, counts, targets, rng)
-        idx = torch.cat([torch.arange(X.shape[0]), *drawn.values()])
+        idx = cat_rows([torch.arange(X.shape[0]), *drawn.values()])
         self.sample_indices_ = idx.numpy()
-        return X[idx], codes[idx]
+        return take_rows(X, idx), take_rows(codes, idx)
 
 
 class GaussianNoiseOverSampler(RandomOverSampler):
@@ -150,10 +156,10 @@ class GaussianNoiseOverSampler(RandomOverSampler):
             pick = rng.choice(int(counts[c]), size=n_new, replace=True)
             members = class_indices(codes, c)
             idx = members[torch.from_numpy(np.asarray(pick, dtype=np.int64))]
-            scale = X[members].to(torch.float64).std(0, unbiased=False) * (shrinkage * h)
+            scale = take_rows(X, members).to(torch.float64).std(0, unbiased=False) * (shrinkage * h)
             noise = torch.from_numpy(rng.randn(n_new, d))
-            parts.append((noise * scale + X[idx].to(torch.float64)).to(X.dtype))
+            parts.append((noise * scale + take_rows(X, idx).to(torch.float64)).to(X.dtype))
             extra.append(idx)
-        idx = torch.cat([torch.arange(n), *extra])
+        idx = cat_rows([torch.arange(n), *extra])
         self.sample_indices_ = idx.numpy()
-        return torch.cat(parts), codes[idx]
+        return cat_rows(parts), take_rows(codes, idx)

@@ -29,7 +29,13 @@ import numpy as np
 import torch
 
 from deepnotes.core.checks import check_int
-from deepnotes.imbalance._base import BaseSampler, class_indices, random_state_of
+from deepnotes.imbalance._base import (
+    BaseSampler,
+    cat_rows,
+    class_indices,
+    random_state_of,
+    take_rows,
+)
 from deepnotes.imbalance.neighbors import kneighbors
 
 
@@ -92,7 +98,7 @@ class SMOTE(BaseSampler):
         for c, n_new in targets.items():
             if n_new == 0:
                 continue
-            X_class = X[class_indices(codes, c)]
+            X_class = take_rows(X, class_indices(codes, c))
             _check_neighbours("k_neighbors", k, X_class.shape[0], c)
             own = torch.arange(X_class.shape[0])
             nns = kneighbors(X_class, X_class, k, self_index=own, chunk_size=self.chunk_size)
@@ -104,7 +110,7 @@ class SMOTE(BaseSampler):
             flat = torch.from_numpy(flat.astype(np.int64))
             parts.append(_interpolate(X_class, nns, flat // k, flat % k, steps, X.dtype))
             labels.append(torch.full((n_new,), c, dtype=torch.int64))
-        return torch.cat(parts), torch.cat(labels)
+        return cat_rows(parts), cat_rows(labels)
 
 
 def adasyn_counts(ratio: torch.Tensor, n_samples: int) -> torch.Tensor:
@@ -168,7 +174,9 @@ class ADASYN(BaseSampler):
                 continue
             members = class_indices(codes, c)
             _check_neighbours("n_neighbors", k, len(members), c)
-            nn_all = kneighbors(X[members], X, k, self_index=members, chunk_size=self.chunk_size)
+            nn_all = kneighbors(
+                take_rows(X, members), X, k, self_index=members, chunk_size=self.chunk_size
+            )
             ratio = (codes[nn_all] != c).sum(1).to(torch.float64) / k
             per_sample = adasyn_counts(ratio, n_new)
             self.n_generated_[c] = per_sample
@@ -177,7 +185,7 @@ class ADASYN(BaseSampler):
                 raise ValueError(
                     "ADASYN: rounding leaves no sample to generate; ask for more samples"
                 )
-            X_class = X[members]
+            X_class = take_rows(X, members)
             own = torch.arange(len(members))
             nns = kneighbors(X_class, X_class, k, self_index=own, chunk_size=self.chunk_size)
             rows = torch.repeat_interleave(own, per_sample)
@@ -185,4 +193,4 @@ class ADASYN(BaseSampler):
             steps = torch.from_numpy(rng.uniform(size=(n_made, 1)))
             parts.append(_interpolate(X_class, nns, rows, cols, steps, X.dtype))
             labels.append(torch.full((n_made,), c, dtype=torch.int64))
-        return torch.cat(parts), torch.cat(labels)
+        return cat_rows(parts), cat_rows(labels)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import deque
 
 from deepnotes.core.checks import check_float
 from deepnotes.nn.regularizers import add_penalty_grad_, max_norm_
@@ -14,38 +15,45 @@ class DivergenceError(RuntimeError):
 
 
 class DivergenceGuard(Callback):
-    """Abort training when a batch's loss exceeds ``factor`` times the initial loss.
+    """Abort training when the running cost exceeds ``factor`` times the initial loss.
 
-    The notes' rule of thumb (a cost above 3× its starting value means the learning rate is too
-    high and the run will not recover). The initial loss is the mean of the first ``warmup``
-    batches, which damps the noise of a single batch. On a resumed run the first epoch's mean
-    training loss (from the restored history) stands in for it, since the resumed run's first batch
-    is already far down the curve. Raises :class:`DivergenceError`; the trainer records the status
-    ``"diverged"`` and keeps the last completed epoch's checkpoint.
+    The notes' rule of thumb: a cost above 3× its starting value means the learning rate is too
+    high and the run will not recover. The *cost* is estimated by the mean loss of the last
+    ``window`` batches — a single noisy mini-batch spike (common in the first steps of a net with
+    batch norm and momentum) is not a diverging cost, while a real blow-up lifts the mean within a
+    few steps. The initial loss is the mean of the first ``warmup`` batches. On a resumed run the
+    first epoch's mean training loss (from the restored history) stands in for it, since the
+    resumed run's first batch is already far down the curve. Raises :class:`DivergenceError`; the
+    trainer records the status ``"diverged"`` and keeps the last completed epoch's checkpoint.
     """
 
-    def __init__(self, factor: float = 3.0, warmup: int = 1):
+    def __init__(self, factor: float = 3.0, warmup: int = 1, window: int = 10):
         from deepnotes.core.checks import check_int
 
         self.factor = check_float("factor", factor, min=1.0, min_inclusive=False)
         self.warmup = check_int("warmup", warmup, min=1)
+        self.window = check_int("window", window, min=1)
         self.initial: float | None = None
         self._first: list[float] = []
+        self._recent: deque[float] = deque(maxlen=self.window)
 
     def on_fit_start(self, trainer):
         if trainer.history and self.initial is None:
             self.initial = float(trainer.history[0]["train_loss"])
 
     def on_batch_end(self, trainer, batch_index, loss):
+        self._recent.append(loss)
         if self.initial is None:
             self._first.append(loss)
             if len(self._first) == self.warmup:
                 self.initial = sum(self._first) / self.warmup
             return
-        if math.isfinite(loss) and loss > self.factor * self.initial:
+        cost = sum(self._recent) / len(self._recent)
+        if math.isfinite(cost) and cost > self.factor * self.initial:
             raise DivergenceError(
-                f"loss {loss:.4g} at step {trainer.step} exceeds {self.factor:g} x the initial loss "
-                f"{self.initial:.4g}; training aborted (learning rate too high?)"
+                f"loss {cost:.4g} (mean of the last {len(self._recent)} batches) at step {trainer.step} "
+                f"exceeds {self.factor:g} x the initial loss {self.initial:.4g}; training aborted "
+                "(learning rate too high?)"
             )
 
 
