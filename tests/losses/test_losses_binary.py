@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import hinge_loss as sk_hinge
 from sklearn.metrics import zero_one_loss as sk_zero_one
-from tests._reference import assert_forward_backward, assert_same_maths
 
 from deepnotes.core.registry import LOSSES
 from deepnotes.losses import (
@@ -20,6 +19,7 @@ from deepnotes.losses import (
     logistic_loss,
     zero_one_loss,
 )
+from tests._reference import assert_forward_backward, assert_same_maths
 
 REDUCTIONS = ("none", "mean", "sum")
 

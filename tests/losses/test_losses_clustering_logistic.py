@@ -5,9 +5,9 @@ import pytest
 import torch
 from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
-from tests._reference import assert_same_maths
 
 from deepnotes.losses import LogisticRegression, kmeans_objective
+from tests._reference import assert_same_maths
 
 
 def _blobs(seed=0, n=120, d=3, k=4):

@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests._reference import assert_forward_backward, assert_same_maths
 
 from deepnotes.core.registry import LOSSES
 from deepnotes.losses import (
@@ -18,6 +17,7 @@ from deepnotes.losses import (
     one_vs_rest_loss,
     softmax_cross_entropy,
 )
+from tests._reference import assert_forward_backward, assert_same_maths
 
 REDUCTIONS = ("none", "mean", "sum")
 

@@ -5,7 +5,6 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests._reference import assert_forward_backward, assert_same_maths
 
 from deepnotes.core.registry import LOSSES
 from deepnotes.losses import (
@@ -16,6 +15,7 @@ from deepnotes.losses import (
     smooth_l1_loss,
     squared_loss,
 )
+from tests._reference import assert_forward_backward, assert_same_maths
 
 REDUCTIONS = ("none", "mean", "sum")
 

@@ -97,7 +97,14 @@ def test_two_process_ddp_equals_single_process(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
            str(tmp_path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    # gloo on a heavily loaded CPU occasionally aborts one rank (SIGABRT, "terminate called without an
+    # active exception") while tearing its threads down; seen about once in 20 runs of the full suite,
+    # never in 8 standalone runs. A rerun from scratch is allowed for that one signature only; any
+    # other failure, or a wrong number, fails the test.
+    for _attempt in range(3):
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+        if proc.returncode == 0 or "SIGABRT" not in proc.stderr:
+            break
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = torch.load(tmp_path / "result.pt", weights_only=True)
     assert res["world"] == 2 and res["ddp"] == "DistributedDataParallel"

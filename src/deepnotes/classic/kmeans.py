@@ -28,9 +28,7 @@ Memory: ``n_clusters × 8192`` scores, and a few numbers per sample.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -38,27 +36,11 @@ import torch
 from deepnotes.classic.base import as_matrix, check_fitted
 from deepnotes.core.checks import as_tensor, check_float, check_int
 from deepnotes.core.seeding import make_generator
+from deepnotes.core.threads import torch_threads
 
 # Rows per block with one thread: the block of X (1 MB) and its scores stay in L2 between the
 # passes; 2048–16384 measured, 8192 best (smaller blocks pay Python overhead per op).
 _CHUNK = 8192
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``n`` torch intra-op threads (``None``: leave the setting alone).
-
-    The setting is process-wide, so other Python threads using torch meanwhile see it too.
-    """
-    old = torch.get_num_threads()
-    if n is None or n == old:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 class _Nearest:

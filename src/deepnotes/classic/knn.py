@@ -21,8 +21,8 @@ from typing import Any
 import torch
 
 from deepnotes.classic.base import as_labels, as_matrix, check_fitted
-from deepnotes.classic.kmeans import torch_threads
 from deepnotes.core.checks import check_choice, check_int
+from deepnotes.core.threads import torch_threads
 
 
 def pairwise_distances(A: torch.Tensor, B: torch.Tensor, metric: str = "l2", squared: bool = False) -> torch.Tensor:
@@ -153,14 +153,14 @@ class KNNClassifier:
             self._neg2_xt = (-2.0 * self.X_fit_).T
             self._sq = (self.X_fit_ * self.X_fit_).sum(1)
         chunk = min(self.chunk_size, X.shape[0])
-        # one score buffer for all chunks: a fresh multi-MB tensor per chunk costs page faults
-        buf = torch.empty(chunk, self.X_fit_.shape[0], dtype=X.dtype, device=X.device)
+        # one score buffer for all L2 chunks: a fresh multi-MB tensor per chunk costs page faults
+        if self.metric == "l2":
+            buf = torch.empty(chunk, self.X_fit_.shape[0], dtype=X.dtype, device=X.device)
         for start in range(0, X.shape[0], chunk):  # chunks bound memory, not a per-sample loop
             q = X[start : start + chunk]
-            score = buf[: q.shape[0]]
             if self.metric == "l2":
                 # ‖q‖² is constant per row, so ranking needs only ‖b‖² − 2q·b
-                torch.addmm(self._sq, q, self._neg2_xt, out=score)
+                score = torch.addmm(self._sq, q, self._neg2_xt, out=buf[: q.shape[0]])
                 d, i = smallest_k(score, k)
                 d = (d + (q * q).sum(1, keepdim=True)).clamp_min_(0).sqrt_()
             else:

@@ -2,7 +2,13 @@
 
 from deepnotes.data.builtin import digits, linear, make_linear
 from deepnotes.data.datasets import LazyFileDataset, TensorDataset
-from deepnotes.data.folder import image_folder, image_folder_splits, read_image, resize_to, resolve_dataset
+from deepnotes.data.folder import (
+    image_folder,
+    image_folder_splits,
+    read_image,
+    resize_to,
+    resolve_dataset,
+)
 from deepnotes.data.loading import collate_variable, make_loader
 from deepnotes.data.splits import DataSplits, split_dataset
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import statistics
 
 import torch
 
+from deepnotes.core.threads import single_threaded as one_thread
 from deepnotes.lab.api import ClaimResult, claim
 from deepnotes.nn import activations as act
 from deepnotes.nn import init as winit
@@ -15,29 +14,6 @@ from deepnotes.optim import SGD
 from deepnotes.viz import new_figure
 
 _ACTS = {"tanh": act.tanh, "relu": act.relu}
-
-
-@contextlib.contextmanager
-def single_thread():
-    """Run small tensor work on one thread: on a loaded 2-core machine, torch's default thread
-    pool made a 300-step toy training 70x slower (1.5 s against 0.02 s)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def one_thread(fn):
-    """Decorator: run a claim experiment inside :func:`single_thread`."""
-
-    @functools.wraps(fn)
-    def wrapper(quick: bool, seed: int):
-        with single_thread():
-            return fn(quick, seed)
-
-    return wrapper
 
 
 def _size(quick: bool) -> dict:

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import torch
 
+from deepnotes.core.threads import single_threaded as one_thread
 from deepnotes.lab.api import ClaimResult, claim
-from deepnotes.lab.claims.ch02_init import one_thread
 from deepnotes.optim import SGD, Adagrad, Adam, Momentum, RMSProp, batch_indices
 from deepnotes.viz import new_figure
 

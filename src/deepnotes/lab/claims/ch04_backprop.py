@@ -8,8 +8,8 @@ import random
 import torch
 
 from deepnotes.autograd import MLP, Value, vmax, vsum
+from deepnotes.core.threads import single_threaded as one_thread
 from deepnotes.lab.api import ClaimResult, claim
-from deepnotes.lab.claims.ch02_init import one_thread
 from deepnotes.viz import new_figure
 
 _UNARY = ("exp", "tanh", "sigmoid", "relu")

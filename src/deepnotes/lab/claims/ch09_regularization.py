@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepnotes.core.threads import single_threaded as one_thread
 from deepnotes.lab.api import ClaimResult, claim
-from deepnotes.lab.claims.ch02_init import one_thread
 from deepnotes.nn.dropout import Dropout
 from deepnotes.nn.regularizers import add_penalty_grad_
 from deepnotes.viz import new_figure

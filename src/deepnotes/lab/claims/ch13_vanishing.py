@@ -7,8 +7,8 @@ import statistics
 import torch
 import torch.nn.functional as F
 
+from deepnotes.core.threads import single_threaded as one_thread
 from deepnotes.lab.api import ClaimResult, claim
-from deepnotes.lab.claims.ch02_init import one_thread
 from deepnotes.lab.claims.ch09_regularization import accuracy, digits_tensors
 from deepnotes.models.residual_mlp import ResidualMLP
 from deepnotes.train.probes import layer_gradient_norms
