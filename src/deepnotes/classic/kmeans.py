@@ -21,7 +21,7 @@ Speed (measured on 100,000 × 16, k = 10, 50 iterations, against sklearn's Cytho
   whose label changed, with one ``bincount``; a full ``index_add_`` per iteration cost a quarter
   of a plain iteration;
 * distances go block by block through preallocated buffers (see :class:`_Nearest`);
-* the loop runs on one torch thread by default (``n_threads``; see :class:`KMeans`).
+* the loop can be pinned to a number of torch threads (``n_threads``; see :class:`KMeans`).
 
 Memory: ``n_clusters × 8192`` scores, and a few numbers per sample.
 """
@@ -246,12 +246,11 @@ class KMeans:
     random_state : int, optional
         Seeds the initialization.
     n_threads : int or None
-        Torch threads for ``fit``/``predict`` (default 1; ``None`` keeps torch's setting). An
-        iteration is ~1 ms of work in a dozen ops and every op over more than 32,768 numbers
-        opens a parallel region; on the 2-core machine shared with other jobs, waiting at each
-        region's barrier for a descheduled thread made two threads 5–70× slower than one
-        (100,000 × 16, k = 10: 5.2 s vs 0.07 s). Not measured on an idle machine, where a second
-        thread could pay off for large ``n_samples × n_clusters``.
+        Torch threads for ``fit``/``predict`` (default ``None``: torch's setting). An iteration is
+        ~1 ms of work in a dozen ops, each op over 32,768 numbers a parallel region: on an idle
+        2-core machine two threads beat one, but on a machine shared with other jobs, waiting at
+        each region's barrier for a descheduled thread made two threads 5–70× slower than one
+        (100,000 × 16, k = 10: 5.2 s vs 0.07 s) — pass ``n_threads=1`` there.
 
     Attributes
     ----------
@@ -269,7 +268,7 @@ class KMeans:
         max_iter: int = 300,
         tol: float = 1e-4,
         random_state: int | None = None,
-        n_threads: int | None = 1,
+        n_threads: int | None = None,
     ):
         self.n_clusters = check_int("n_clusters", n_clusters, min=1)
         if isinstance(init, str):

@@ -101,10 +101,11 @@ class KNNClassifier:
         Query rows per distance block (128: a 10 MB block of scores for 10,000 training rows stays
         in L3 between the GEMM and the selection; 64–512 measured, 128 best).
     n_threads : int or None
-        Torch threads for ``fit``/``kneighbors``/``predict`` (default 1; ``None`` keeps torch's
-        setting). Each chunk opens half a dozen parallel regions; on the 2-core machine shared with
-        other jobs, waiting at their barriers for a descheduled thread made two threads 1.7–13×
-        slower than one (fit 10,000 × 64, predict 2,000).
+        Torch threads for ``fit``/``kneighbors``/``predict`` (default ``None``: torch's setting).
+        Each chunk opens half a dozen parallel regions: on an idle 2-core machine two threads beat
+        one, but on a machine shared with other jobs, waiting at their barriers for a descheduled
+        thread made two threads 1.7–13× slower than one (fit 10,000 × 64, predict 2,000) — pass
+        ``n_threads=1`` there.
 
     Attributes
     ----------
@@ -113,7 +114,7 @@ class KNNClassifier:
     y_fit_ : Tensor[n_train]  (indices into ``classes_``)
     """
 
-    def __init__(self, k: int = 5, metric: str = "l2", chunk_size: int = 128, n_threads: int | None = 1):
+    def __init__(self, k: int = 5, metric: str = "l2", chunk_size: int = 128, n_threads: int | None = None):
         self.k = check_int("k", k, min=1)
         self.metric = check_choice("metric", metric, ("l2", "l1"))
         self.chunk_size = check_int("chunk_size", chunk_size, min=1)
@@ -190,5 +191,5 @@ class KNNClassifier:
 class NearestNeighbor(KNNClassifier):
     """The nearest-neighbour classifier: each query takes the label of its closest training row (L1 by default)."""
 
-    def __init__(self, metric: str = "l1", chunk_size: int = 128, n_threads: int | None = 1):
+    def __init__(self, metric: str = "l1", chunk_size: int = 128, n_threads: int | None = None):
         super().__init__(k=1, metric=metric, chunk_size=chunk_size, n_threads=n_threads)

@@ -92,12 +92,17 @@ class SGD(Optimizer):
             if not params:
                 continue
             momentum = group["momentum"]
+            # Nesterov without dampening updates the velocity chunk by chunk right before the
+            # parameter passes that read it, so gradient and velocity are still in cache
+            fused = group["nesterov"] and group["dampening"] == 0
             bufs: list[torch.Tensor] = []
+            stale: list[bool] = []  # velocity still holds the previous step's value
             if momentum != 0:
                 old_bufs, old_grads = [], []
                 for p, g in zip(params, grads):
                     state = self.state[p]
                     buf = state.get("momentum_buffer")
+                    stale.append(buf is not None)
                     if buf is None:
                         # first step: the velocity starts at the gradient itself (torch's rule)
                         buf = state["momentum_buffer"] = g.detach().clone()
@@ -105,11 +110,11 @@ class SGD(Optimizer):
                         old_bufs.append(buf)
                         old_grads.append(g)
                     bufs.append(buf)
-                if group["dampening"] == 0:
+                if group["dampening"] == 0 and not fused:  # (fused: updated in the loop below)
                     # b = g + momentum * b in one pass (out= aliases b), instead of mul_ then add_
                     for b, g in zip(old_bufs, old_grads):
                         torch.add(g, b, alpha=momentum, out=b)
-                else:
+                elif not fused:
                     for c in chunks(old_bufs):
                         torch._foreach_mul_(old_bufs[c], momentum)
                         torch._foreach_add_(old_bufs[c], old_grads[c], alpha=1 - group["dampening"])
@@ -118,6 +123,10 @@ class SGD(Optimizer):
                 torch._foreach_add_(params, grads, alpha=-group["lr"])
             elif group["nesterov"]:
                 for c in chunks(params):
+                    if fused:
+                        for i in range(c.start, c.stop):
+                            if stale[i]:  # b = g + momentum * b in one pass (out= aliases b)
+                                torch.add(grads[i], bufs[i], alpha=momentum, out=bufs[i])
                     torch._foreach_add_(params[c], grads[c], alpha=-group["lr"])
                     torch._foreach_add_(params[c], bufs[c], alpha=-group["lr"] * momentum)
             else:

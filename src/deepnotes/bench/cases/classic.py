@@ -6,9 +6,8 @@
   vs ``sklearn.cluster.KMeans(algorithm="lloyd", n_init=1)`` — target ratio <= 1.0.
 
 Both sides get the same float64 numpy arrays. Each case is timed with the default threads and
-again with one thread on both sides (see :func:`single_thread`). Our estimators run on one torch
-thread unless told otherwise (their ``n_threads``), so the first row compares that with
-scikit-learn on its default threads.
+again with one thread on both sides (see :func:`single_thread`): the first row compares the two
+libraries as they come, the second the algorithms on equal resources.
 """
 
 from __future__ import annotations
