@@ -92,13 +92,10 @@ class SGD(Optimizer):
             if not params:
                 continue
             momentum = group["momentum"]
-            # Nesterov without dampening updates the velocity chunk by chunk right before the
-            # parameter passes that read it, so gradient and velocity are still in cache
-            fused = group["nesterov"] and group["dampening"] == 0
+            fused = group["dampening"] == 0
             bufs: list[torch.Tensor] = []
             stale: list[bool] = []  # velocity still holds the previous step's value
             if momentum != 0:
-                old_bufs, old_grads = [], []
                 for p, g in zip(params, grads):
                     state = self.state[p]
                     buf = state.get("momentum_buffer")
@@ -106,31 +103,26 @@ class SGD(Optimizer):
                     if buf is None:
                         # first step: the velocity starts at the gradient itself (torch's rule)
                         buf = state["momentum_buffer"] = g.detach().clone()
-                    else:
-                        old_bufs.append(buf)
-                        old_grads.append(g)
                     bufs.append(buf)
-                if group["dampening"] == 0 and not fused:  # (fused: updated in the loop below)
-                    # b = g + momentum * b in one pass (out= aliases b), instead of mul_ then add_
-                    for b, g in zip(old_bufs, old_grads):
-                        torch.add(g, b, alpha=momentum, out=b)
-                elif not fused:
-                    for c in chunks(old_bufs):
-                        torch._foreach_mul_(old_bufs[c], momentum)
-                        torch._foreach_add_(old_bufs[c], old_grads[c], alpha=1 - group["dampening"])
             if momentum == 0:
                 # a single pass per tensor: nothing to keep in cache between steps, so no chunks
                 torch._foreach_add_(params, grads, alpha=-group["lr"])
-            elif group["nesterov"]:
-                for c in chunks(params):
-                    if fused:
-                        for i in range(c.start, c.stop):
-                            if stale[i]:  # b = g + momentum * b in one pass (out= aliases b)
-                                torch.add(grads[i], bufs[i], alpha=momentum, out=bufs[i])
+                continue
+            for c in chunks(params):
+                # b = momentum·b + (1 − dampening)·g, chunk by chunk right before the parameter
+                # passes that read b, so gradient and velocity are still in cache
+                for i in range(c.start, c.stop):
+                    if not stale[i]:
+                        continue
+                    if fused:  # one pass (out= aliases b) instead of mul_ then add_
+                        torch.add(grads[i], bufs[i], alpha=momentum, out=bufs[i])
+                    else:
+                        bufs[i].mul_(momentum).add_(grads[i], alpha=1 - group["dampening"])
+                if group["nesterov"]:  # p −= lr·(g + momentum·b)
                     torch._foreach_add_(params[c], grads[c], alpha=-group["lr"])
                     torch._foreach_add_(params[c], bufs[c], alpha=-group["lr"] * momentum)
-            else:
-                torch._foreach_add_(params, bufs, alpha=-group["lr"])
+                else:
+                    torch._foreach_add_(params[c], bufs[c], alpha=-group["lr"])
         return loss
 
 
