@@ -87,3 +87,28 @@ def chunks(tensors: list[torch.Tensor], budget: int = CHUNK_ELEMENTS) -> list[sl
     if start < len(tensors):
         out.append(slice(start, len(tensors)))
     return out
+
+
+class GroupOptimizer(torch.optim.Optimizer):
+    """``step()`` shared by our optimizers: closure, then one :meth:`_update` per parameter group.
+
+    ``_update(group, params, grads)`` receives the group's parameters that have a gradient and
+    their gradients as :func:`gather` prepares them (negated when maximizing, with the coupled
+    weight decay added).
+    """
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One update of every parameter that has a gradient; returns ``closure()`` if given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params, grads, _ = gather(group, weight_decay=group["weight_decay"], maximize=group["maximize"])
+            if params:
+                self._update(group, params, grads)
+        return loss
+
+    def _update(self, group: dict, params: list, grads: list) -> None:  # pragma: no cover
+        raise NotImplementedError

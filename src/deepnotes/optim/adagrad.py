@@ -12,13 +12,12 @@ on long runs (claim 3c). Twin of :class:`torch.optim.Adagrad`.
 from __future__ import annotations
 
 import torch
-from torch.optim import Optimizer
 
 from deepnotes.core.checks import check_float
-from deepnotes.optim._common import check_eps, check_lr, chunks, gather
+from deepnotes.optim._common import GroupOptimizer, check_eps, check_lr, chunks
 
 
-class Adagrad(Optimizer):
+class Adagrad(GroupOptimizer):
     """Adagrad, twin of :class:`torch.optim.Adagrad`.
 
     Parameters
@@ -58,33 +57,21 @@ class Adagrad(Optimizer):
         )
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        """One Adagrad update; returns ``closure()`` if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params, grads, _ = gather(
-                group, weight_decay=group["weight_decay"], maximize=group["maximize"]
-            )
-            if not params:
-                continue
-            sums, neg_lrs = [], []
-            for p in params:
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["sum"] = torch.full_like(
-                        p, group["initial_accumulator_value"], memory_format=torch.preserve_format
-                    )
-                state["step"] += 1
-                sums.append(state["sum"])
-                neg_lrs.append(-group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"]))
-            for c in chunks(params):
-                torch._foreach_addcmul_(sums[c], grads[c], grads[c], 1)
-                std = torch._foreach_sqrt(sums[c])
-                torch._foreach_add_(std, group["eps"])
-                torch._foreach_addcdiv_(params[c], grads[c], std, neg_lrs[c])
-        return loss
+    def _update(self, group: dict, params: list, grads: list) -> None:
+        """One Adagrad update of one parameter group."""
+        sums, neg_lrs = [], []
+        for p in params:
+            state = self.state[p]
+            if not state:
+                state["step"] = 0
+                state["sum"] = torch.full_like(
+                    p, group["initial_accumulator_value"], memory_format=torch.preserve_format
+                )
+            state["step"] += 1
+            sums.append(state["sum"])
+            neg_lrs.append(-group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"]))
+        for c in chunks(params):
+            torch._foreach_addcmul_(sums[c], grads[c], grads[c], 1)
+            std = torch._foreach_sqrt(sums[c])
+            torch._foreach_add_(std, group["eps"])
+            torch._foreach_addcdiv_(params[c], grads[c], std, neg_lrs[c])

@@ -13,13 +13,12 @@ Twin of :class:`torch.optim.Adam` (L2 ``weight_decay`` added to the gradient, as
 from __future__ import annotations
 
 import torch
-from torch.optim import Optimizer
 
 from deepnotes.core.checks import check_float
-from deepnotes.optim._common import check_betas, check_eps, check_lr, chunks, gather
+from deepnotes.optim._common import GroupOptimizer, check_betas, check_eps, check_lr, chunks
 
 
-class Adam(Optimizer):
+class Adam(GroupOptimizer):
     """Adam, twin of :class:`torch.optim.Adam`.
 
     Parameters
@@ -68,49 +67,37 @@ class Adam(Optimizer):
         )
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        """One Adam update; returns ``closure()`` if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params, grads, _ = gather(
-                group, weight_decay=group["weight_decay"], maximize=group["maximize"]
-            )
-            if not params:
-                continue
-            beta1, beta2 = group["betas"]
-            amsgrad = group["amsgrad"]
-            ms, vs, vmax, neg_step, eps_scaled = [], [], [], [], []
-            for p in params:
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                if amsgrad and "max_exp_avg_sq" not in state:
-                    state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] += 1
-                t = state["step"]
-                ms.append(state["exp_avg"])
-                vs.append(state["exp_avg_sq"])
-                if amsgrad:
-                    vmax.append(state["max_exp_avg_sq"])
-                # lr/c1 * m / (sqrt(v)/sqrt(c2) + eps) == lr*sqrt(c2)/c1 * m / (sqrt(v) + eps*sqrt(c2)):
-                # the same update with one pass fewer over the parameters
-                bc2_sqrt = (1 - beta2**t) ** 0.5
-                neg_step.append(-group["lr"] * bc2_sqrt / (1 - beta1**t))
-                eps_scaled.append(group["eps"] * bc2_sqrt)
-            for c in chunks(params):
-                g = grads[c]
-                torch._foreach_lerp_(ms[c], g, 1 - beta1)
-                torch._foreach_mul_(vs[c], beta2)
-                torch._foreach_addcmul_(vs[c], g, g, 1 - beta2)
-                if amsgrad:
-                    torch._foreach_maximum_(vmax[c], vs[c])
-                denom = torch._foreach_sqrt(vmax[c] if amsgrad else vs[c])
-                torch._foreach_add_(denom, eps_scaled[c])
-                torch._foreach_addcdiv_(params[c], ms[c], denom, neg_step[c])
-        return loss
+    def _update(self, group: dict, params: list, grads: list) -> None:
+        """One Adam update of one parameter group."""
+        beta1, beta2 = group["betas"]
+        amsgrad = group["amsgrad"]
+        ms, vs, vmax, neg_step, eps_scaled = [], [], [], [], []
+        for p in params:
+            state = self.state[p]
+            if not state:
+                state["step"] = 0
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            if amsgrad and "max_exp_avg_sq" not in state:
+                state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["step"] += 1
+            t = state["step"]
+            ms.append(state["exp_avg"])
+            vs.append(state["exp_avg_sq"])
+            if amsgrad:
+                vmax.append(state["max_exp_avg_sq"])
+            # lr/c1 * m / (sqrt(v)/sqrt(c2) + eps) == lr*sqrt(c2)/c1 * m / (sqrt(v) + eps*sqrt(c2)):
+            # the same update with one pass fewer over the parameters
+            bc2_sqrt = (1 - beta2**t) ** 0.5
+            neg_step.append(-group["lr"] * bc2_sqrt / (1 - beta1**t))
+            eps_scaled.append(group["eps"] * bc2_sqrt)
+        for c in chunks(params):
+            g = grads[c]
+            torch._foreach_lerp_(ms[c], g, 1 - beta1)
+            torch._foreach_mul_(vs[c], beta2)
+            torch._foreach_addcmul_(vs[c], g, g, 1 - beta2)
+            if amsgrad:
+                torch._foreach_maximum_(vmax[c], vs[c])
+            denom = torch._foreach_sqrt(vmax[c] if amsgrad else vs[c])
+            torch._foreach_add_(denom, eps_scaled[c])
+            torch._foreach_addcdiv_(params[c], ms[c], denom, neg_step[c])

@@ -13,13 +13,12 @@ unlike Adagrad's. Twin of :class:`torch.optim.RMSprop`.
 from __future__ import annotations
 
 import torch
-from torch.optim import Optimizer
 
 from deepnotes.core.checks import check_float
-from deepnotes.optim._common import check_eps, check_lr, chunks, gather
+from deepnotes.optim._common import GroupOptimizer, check_eps, check_lr, chunks
 
 
-class RMSProp(Optimizer):
+class RMSProp(GroupOptimizer):
     """RMSProp, twin of :class:`torch.optim.RMSprop`.
 
     Parameters
@@ -61,51 +60,39 @@ class RMSProp(Optimizer):
         )
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        """One RMSProp update; returns ``closure()`` if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params, grads, _ = gather(
-                group, weight_decay=group["weight_decay"], maximize=group["maximize"]
-            )
-            if not params:
-                continue
-            alpha, momentum, centered = group["alpha"], group["momentum"], group["centered"]
-            sq, gavg, bufs = [], [], []
-            for p in params:
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                if momentum > 0 and "momentum_buffer" not in state:
-                    state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                if centered and "grad_avg" not in state:
-                    state["grad_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] += 1
-                sq.append(state["square_avg"])
-                if momentum > 0:
-                    bufs.append(state["momentum_buffer"])
-                if centered:
-                    gavg.append(state["grad_avg"])
-            for c in chunks(params):
-                g = grads[c]
-                torch._foreach_mul_(sq[c], alpha)
-                torch._foreach_addcmul_(sq[c], g, g, 1 - alpha)
-                if centered:
-                    torch._foreach_lerp_(gavg[c], g, 1 - alpha)
-                    avg = torch._foreach_addcmul(sq[c], gavg[c], gavg[c], -1)
-                    torch._foreach_sqrt_(avg)
-                else:
-                    avg = torch._foreach_sqrt(sq[c])
-                torch._foreach_add_(avg, group["eps"])
-                if momentum > 0:
-                    torch._foreach_mul_(bufs[c], momentum)
-                    torch._foreach_addcdiv_(bufs[c], g, avg)
-                    torch._foreach_add_(params[c], bufs[c], alpha=-group["lr"])
-                else:
-                    torch._foreach_addcdiv_(params[c], g, avg, value=-group["lr"])
-        return loss
+    def _update(self, group: dict, params: list, grads: list) -> None:
+        """One RMSProp update of one parameter group."""
+        alpha, momentum, centered = group["alpha"], group["momentum"], group["centered"]
+        sq, gavg, bufs = [], [], []
+        for p in params:
+            state = self.state[p]
+            if not state:
+                state["step"] = 0
+                state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            if momentum > 0 and "momentum_buffer" not in state:
+                state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            if centered and "grad_avg" not in state:
+                state["grad_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["step"] += 1
+            sq.append(state["square_avg"])
+            if momentum > 0:
+                bufs.append(state["momentum_buffer"])
+            if centered:
+                gavg.append(state["grad_avg"])
+        for c in chunks(params):
+            g = grads[c]
+            torch._foreach_mul_(sq[c], alpha)
+            torch._foreach_addcmul_(sq[c], g, g, 1 - alpha)
+            if centered:
+                torch._foreach_lerp_(gavg[c], g, 1 - alpha)
+                avg = torch._foreach_addcmul(sq[c], gavg[c], gavg[c], -1)
+                torch._foreach_sqrt_(avg)
+            else:
+                avg = torch._foreach_sqrt(sq[c])
+            torch._foreach_add_(avg, group["eps"])
+            if momentum > 0:
+                torch._foreach_mul_(bufs[c], momentum)
+                torch._foreach_addcdiv_(bufs[c], g, avg)
+                torch._foreach_add_(params[c], bufs[c], alpha=-group["lr"])
+            else:
+                torch._foreach_addcdiv_(params[c], g, avg, value=-group["lr"])

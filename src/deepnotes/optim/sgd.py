@@ -18,13 +18,12 @@ with multi-tensor ops.
 from __future__ import annotations
 
 import torch
-from torch.optim import Optimizer
 
 from deepnotes.core.checks import check_float
-from deepnotes.optim._common import check_lr, chunks, gather
+from deepnotes.optim._common import GroupOptimizer, check_lr, chunks
 
 
-class SGD(Optimizer):
+class SGD(GroupOptimizer):
     """Stochastic gradient descent, twin of :class:`torch.optim.SGD`.
 
     Parameters
@@ -78,52 +77,40 @@ class SGD(Optimizer):
             raise ValueError("nesterov requires momentum > 0 and dampening == 0")
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        """One update of every parameter that has a gradient; returns ``closure()`` if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params, grads, _ = gather(
-                group, weight_decay=group["weight_decay"], maximize=group["maximize"]
-            )
-            if not params:
-                continue
-            momentum = group["momentum"]
-            fused = group["dampening"] == 0
-            bufs: list[torch.Tensor] = []
-            stale: list[bool] = []  # velocity still holds the previous step's value
-            if momentum != 0:
-                for p, g in zip(params, grads):
-                    state = self.state[p]
-                    buf = state.get("momentum_buffer")
-                    stale.append(buf is not None)
-                    if buf is None:
-                        # first step: the velocity starts at the gradient itself (torch's rule)
-                        buf = state["momentum_buffer"] = g.detach().clone()
-                    bufs.append(buf)
-            if momentum == 0:
-                # a single pass per tensor: nothing to keep in cache between steps, so no chunks
-                torch._foreach_add_(params, grads, alpha=-group["lr"])
-                continue
-            for c in chunks(params):
-                # b = momentum·b + (1 − dampening)·g, chunk by chunk right before the parameter
-                # passes that read b, so gradient and velocity are still in cache
-                for i in range(c.start, c.stop):
-                    if not stale[i]:
-                        continue
-                    if fused:  # one pass (out= aliases b) instead of mul_ then add_
-                        torch.add(grads[i], bufs[i], alpha=momentum, out=bufs[i])
-                    else:
-                        bufs[i].mul_(momentum).add_(grads[i], alpha=1 - group["dampening"])
-                if group["nesterov"]:  # p −= lr·(g + momentum·b)
-                    torch._foreach_add_(params[c], grads[c], alpha=-group["lr"])
-                    torch._foreach_add_(params[c], bufs[c], alpha=-group["lr"] * momentum)
+    def _update(self, group: dict, params: list, grads: list) -> None:
+        """One SGD update of one parameter group."""
+        momentum = group["momentum"]
+        fused = group["dampening"] == 0
+        bufs: list[torch.Tensor] = []
+        stale: list[bool] = []  # velocity still holds the previous step's value
+        if momentum != 0:
+            for p, g in zip(params, grads):
+                state = self.state[p]
+                buf = state.get("momentum_buffer")
+                stale.append(buf is not None)
+                if buf is None:
+                    # first step: the velocity starts at the gradient itself (torch's rule)
+                    buf = state["momentum_buffer"] = g.detach().clone()
+                bufs.append(buf)
+        if momentum == 0:
+            # a single pass per tensor: nothing to keep in cache between steps, so no chunks
+            torch._foreach_add_(params, grads, alpha=-group["lr"])
+            return
+        for c in chunks(params):
+            # b = momentum·b + (1 − dampening)·g, chunk by chunk right before the parameter
+            # passes that read b, so gradient and velocity are still in cache
+            for i in range(c.start, c.stop):
+                if not stale[i]:
+                    continue
+                if fused:  # one pass (out= aliases b) instead of mul_ then add_
+                    torch.add(grads[i], bufs[i], alpha=momentum, out=bufs[i])
                 else:
-                    torch._foreach_add_(params[c], bufs[c], alpha=-group["lr"])
-        return loss
+                    bufs[i].mul_(momentum).add_(grads[i], alpha=1 - group["dampening"])
+            if group["nesterov"]:  # p −= lr·(g + momentum·b)
+                torch._foreach_add_(params[c], grads[c], alpha=-group["lr"])
+                torch._foreach_add_(params[c], bufs[c], alpha=-group["lr"] * momentum)
+            else:
+                torch._foreach_add_(params[c], bufs[c], alpha=-group["lr"])
 
 
 class Momentum(SGD):
