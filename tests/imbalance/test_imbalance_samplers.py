@@ -260,40 +260,6 @@ def test_torch_input_gives_torch_output_and_keeps_dtype(sampler):
     assert np.array_equal(Xt.numpy(), Xn) and np.array_equal(yt.numpy(), yn)
 
 
-@pytest.mark.parametrize("tiles", [(128, 8192), (16, 1000), (512, 32768)])
-def test_kneighbors_across_column_tiles_equals_sklearn_and_the_exact_version(tiles, monkeypatch):
-    from deepnotes.imbalance import neighbors
-    from deepnotes.imbalance.neighbors import kneighbors_exact
-
-    monkeypatch.setattr(neighbors, "_TILE_ROWS", tiles[0])
-    monkeypatch.setattr(neighbors, "_TILE_COLS", tiles[1])
-
-    g = torch.Generator().manual_seed(1)
-    A = torch.randn(9000, 3, generator=g, dtype=torch.float64)  # spans several column tiles
-    pick = torch.randperm(9000, generator=g)[:300]
-    ours = kneighbors(A[pick], A, 4, self_index=pick)
-    ref = NearestNeighbors(n_neighbors=5).fit(A.numpy()).kneighbors(A[pick].numpy())[1][:, 1:]
-    assert torch.equal(ours, torch.from_numpy(ref))
-    assert torch.equal(ours, kneighbors_exact(A[pick], A, 4, self_index=pick, chunk_size=100))
-    with pytest.raises(ValueError, match="n_neighbors"):
-        kneighbors(A[:3], A[:3], 3, self_index=torch.arange(3))
-
-
-@pytest.mark.parametrize("width", [5, 130, 1000, 8192, 8200])
-@pytest.mark.parametrize("m", [1, 9])
-def test_grouped_smallest_equals_topk(width, m):
-    from deepnotes.imbalance.neighbors import smallest
-
-    g = torch.Generator().manual_seed(width)
-    S = torch.randn(33, width, generator=g)
-    S[0] = 0.5  # a row of ties
-    v, i = smallest(S, m)
-    ref = torch.topk(S, min(m, width), dim=1, largest=False).values
-    assert torch.equal(v.sort(1).values, ref)
-    assert torch.equal(S.gather(1, i), v)
-    assert all(len(set(row.tolist())) == len(row) for row in i)  # no column twice
-
-
 def test_kneighbors_threaded_ranges_equal_one_thread_and_restore_the_setting():
     g = torch.Generator().manual_seed(3)
     A = torch.randn(2000, 5, generator=g, dtype=torch.float64)

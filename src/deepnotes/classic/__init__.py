@@ -11,6 +11,7 @@ from deepnotes.classic.features import (
 from deepnotes.classic.kmeans import KMeans, kmeans_plusplus
 from deepnotes.classic.knn import KNNClassifier, NearestNeighbor, pairwise_distances
 from deepnotes.classic.linear import LinearClassifier, multiclass_hinge_loss
+from deepnotes.classic.neighbors import NeighborIndex, kneighbors
 from deepnotes.classic.pca import PCA
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "KNNClassifier",
     "LinearClassifier",
     "NearestNeighbor",
+    "NeighborIndex",
     "NotFittedError",
     "PCA",
     "color_histogram",
@@ -26,6 +28,7 @@ __all__ = [
     "handcrafted_features",
     "image_gradients",
     "kmeans_plusplus",
+    "kneighbors",
     "multiclass_hinge_loss",
     "pairwise_distances",
 ]

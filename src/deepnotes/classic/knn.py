@@ -1,8 +1,10 @@
 """Nearest-neighbour and k-nearest-neighbour classifiers (L1 / L2), brute force on tensors.
 
-Distances are computed in chunks of query rows (memory ``chunk_size × n_train``) and the ``k``
-smallest are taken with :func:`smallest_k` (equal distances: the smaller training index). Votes are counted per class; a tie between classes goes to the
-smallest class label, as in ``sklearn.neighbors.KNeighborsClassifier`` (its ``mode`` returns the
+L2 neighbours come from :class:`deepnotes.classic.neighbors.NeighborIndex` (built once per fit: a
+certified low-precision filter, then exact float64 ranking); L1 distances are computed in chunks
+of query rows (memory ``chunk_size × n_train``) and the ``k`` smallest taken with
+:func:`smallest_k`. Equal distances go to the smaller training index. Votes are counted per
+class; a tie between classes goes to the smallest class label, as in ``sklearn.neighbors.KNeighborsClassifier`` (its ``mode`` returns the
 smallest of the most frequent values).
 
 Example
@@ -21,6 +23,7 @@ from typing import Any
 import torch
 
 from deepnotes.classic.base import as_labels, as_matrix, check_fitted
+from deepnotes.classic.neighbors import NeighborIndex
 from deepnotes.core.checks import check_choice, check_int
 from deepnotes.core.threads import torch_threads
 
@@ -98,12 +101,12 @@ class KNNClassifier:
     metric : {"l2", "l1"}
         Euclidean or Manhattan distance.
     chunk_size : int
-        Query rows per distance block (128: a 10 MB block of scores for 10,000 training rows stays
-        in L3 between the GEMM and the selection; 64–512 measured, 128 best).
+        Query rows per distance block (L1: 128 keeps a 10 MB block of scores for 10,000 training
+        rows in L3 between ``cdist`` and the selection; L2 blocks are capped at 256 rows).
     n_threads : int or None
         Torch threads for ``fit``/``kneighbors``/``predict`` (default ``None``: torch's setting).
-        Each chunk opens half a dozen parallel regions: on an idle 2-core machine two threads beat
-        one, but on a machine shared with other jobs, waiting at their barriers for a descheduled
+        L2 searches run whole blocks per thread; the L1 path opens half a dozen parallel regions
+        per chunk: on an idle 2-core machine two threads beat one, but on a machine shared with other jobs, waiting at their barriers for a descheduled
         thread made two threads 1.7–13× slower than one (fit 10,000 × 64, predict 2,000) — pass
         ``n_threads=1`` there.
 
@@ -130,8 +133,7 @@ class KNNClassifier:
             raise ValueError(f"k ({self.k}) must be <= the number of training samples ({X.shape[0]})")
         self.classes_, self.y_fit_ = torch.unique(y, return_inverse=True)
         self.X_fit_ = X
-        for cached in ("_neg2_xt", "_sq"):
-            self.__dict__.pop(cached, None)
+        self.__dict__.pop("_index", None)
         return self
 
     def kneighbors(self, X: Any, k: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -147,25 +149,14 @@ class KNNClassifier:
         X = as_matrix("X", X, dtype=self.X_fit_.dtype)
         if X.shape[1] != self.X_fit_.shape[1]:
             raise ValueError(f"X has {X.shape[1]} features but the model was fitted with {self.X_fit_.shape[1]}")
-        dists, idx = [], []
-        if self.metric == "l2" and not hasattr(self, "_neg2_xt"):
-            # cached once: −2·X (used as a transposed view: the GEMM is faster reading X row-major)
-            # and ‖x‖² of the training rows
-            self._neg2_xt = (-2.0 * self.X_fit_).T
-            self._sq = (self.X_fit_ * self.X_fit_).sum(1)
-        chunk = min(self.chunk_size, X.shape[0])
-        # one score buffer for all L2 chunks: a fresh multi-MB tensor per chunk costs page faults
         if self.metric == "l2":
-            buf = torch.empty(chunk, self.X_fit_.shape[0], dtype=X.dtype, device=X.device)
+            if not hasattr(self, "_index"):
+                self._index = NeighborIndex(self.X_fit_)
+            return self._index.query(X, k, chunk_size=self.chunk_size, return_distance=True)
+        dists, idx = [], []
+        chunk = min(self.chunk_size, X.shape[0])
         for start in range(0, X.shape[0], chunk):  # chunks bound memory, not a per-sample loop
-            q = X[start : start + chunk]
-            if self.metric == "l2":
-                # ‖q‖² is constant per row, so ranking needs only ‖b‖² − 2q·b
-                score = torch.addmm(self._sq, q, self._neg2_xt, out=buf[: q.shape[0]])
-                d, i = smallest_k(score, k)
-                d = (d + (q * q).sum(1, keepdim=True)).clamp_min_(0).sqrt_()
-            else:
-                d, i = smallest_k(torch.cdist(q, self.X_fit_, p=1.0), k)
+            d, i = smallest_k(torch.cdist(X[start : start + chunk], self.X_fit_, p=1.0), k)
             dists.append(d)
             idx.append(i)
         return torch.cat(dists), torch.cat(idx)

@@ -1,0 +1,395 @@
+"""Exact k-nearest-neighbour search (squared Euclidean) with a certified low-precision filter.
+
+Two versions with one contract, both tested against ``sklearn.neighbors.NearestNeighbors``:
+
+* :func:`kneighbors_exact` — the readable one: scores ``‖b‖² − 2 q·b`` (the query's ``‖q‖²`` is
+  constant along a row) in float64, one matrix product and one ``topk`` per block of queries.
+* :func:`kneighbors` — the fast one, used by the samplers, K-means and ``KNNClassifier``:
+
+  1. centre both sets on the fitted set's mean, scale by a power of two (exact) so that the
+     largest norm is about 1, and sort the fitted rows by norm;
+  2. score every pair with one low-precision matrix product (bfloat16 where the CPU multiplies
+     it natively, else float32; always float32 accumulation), the fitted rows' ``‖b‖²`` folded
+     in as an extra column: ``s̃ = [−2q, 1] · [b, ‖b‖²]``;
+  3. bound the error: ``|s̃ − s| <= E = c · (2‖q‖·‖b‖ + ‖b‖²)`` with ``c ≈ 3u`` (``u`` the unit
+     round-off of the filter type: the rounding of both inputs and of the output, plus
+     float32 accumulation; see :func:`error_factor`). ``‖b‖`` is taken as the largest norm of
+     the column tile, which is tight because the rows are sorted by norm;
+  4. an upper bound of the true k-th score: any ``k`` distinct points give one, so the ``k``
+     smallest *group minima* ``s̃_min + E`` (groups of 64 strided columns, one ``amin`` per
+     tile) are merged tile by tile;
+  5. keep every point whose lower bound ``s̃ − E`` is at most that upper bound — a superset of
+     the ``k`` nearest and of every point tied with the k-th — and rank those few (about 30
+     per query on 20-dimensional Gaussian data) by their exact float64 distance ``Σ (q − b)²``,
+     equal distances by the lower row index.
+
+  So the result is the exact float64 search's, not an approximation: the filter only decides
+  which points are worth an exact look, and it provably never drops a neighbour. Should a query
+  ever end with fewer than ``k`` candidates (it cannot, by the bound), it is redone exactly.
+
+When the queries are rows of the fitted set (``self_index`` given), each query's own row is
+excluded explicitly instead of relying on it coming out first with distance 0 — with exact
+duplicates scikit-learn may list the duplicate before the point itself; we always drop the point.
+
+Row blocks run on the torch threads one contiguous range per thread (:func:`over_row_ranges`).
+Memory: one ``rows × 8192`` score tile per thread, plus the candidates.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+
+from deepnotes.core.checks import check_choice, check_int
+
+_ROWS = 256  # query rows per block at the full tile width
+_SCORES = 1 << 20  # scores per tile: narrower tiles take more rows (up to 4 x _ROWS)
+_TILE = 4096  # target columns per tile: a 256 x 4096 score tile stays in cache
+_GROUP = 64  # columns per strided group (one group minimum each)
+_MERGE = 8  # groups per super-group in the running upper bound
+_PRECISIONS = ("auto", "bf16", "f32", "f64")
+
+
+@functools.cache
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX-BF16 flags, Linux)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def error_factor(dtype: torch.dtype, d: int) -> float:
+    """``c`` with ``|s̃ − s| <= c · (2‖q‖‖b‖ + ‖b‖²)`` for the folded product in ``dtype``.
+
+    Inputs rounded to ``dtype`` (unit round-off ``u``: ``2⁻⁸`` for bfloat16, ``2⁻²⁴`` for
+    float32) give ``(2u + u²)·2‖q‖‖b‖ + u‖b‖²`` (Cauchy–Schwarz on the products); float32
+    accumulation of ``d + 1`` terms adds ``(d + 2)·2⁻²⁴`` of their absolute sum; rounding the
+    result to ``dtype`` adds ``u`` of its magnitude. 1 % on top covers the float64 bookkeeping.
+    """
+    u = 2.0**-8 if dtype == torch.bfloat16 else 2.0**-24
+    acc = (d + 2) * 2.0**-24
+    return 1.01 * (3 * u + 4 * u * u + acc * (1 + u) ** 2 + 1e-12)
+
+
+def _resolve(precision: str, device: torch.device) -> str:
+    check_choice("precision", precision, _PRECISIONS)
+    if precision != "auto":
+        return precision
+    return "bf16" if device.type == "cuda" or native_bf16() else "f32"
+
+
+def _check(X_query, X_fit, n_neighbors, self_index, chunk_size) -> int:
+    for name, X in (("X_query", X_query), ("X_fit", X_fit)):
+        if not isinstance(X, torch.Tensor) or X.dim() != 2:
+            raise ValueError(f"{name} must be a 2-d tensor (n, d)")
+        if X.is_floating_point() and not bool(torch.isfinite(X).all()):
+            raise ValueError(f"{name} contains NaN or infinite values")
+    if X_query.shape[1] != X_fit.shape[1]:
+        raise ValueError(
+            f"X_query has {X_query.shape[1]} features but X_fit has {X_fit.shape[1]}"
+        )
+    k = check_int("n_neighbors", n_neighbors, min=1)
+    check_int("chunk_size", chunk_size, min=1)
+    if self_index is not None and len(self_index) != X_query.shape[0]:
+        raise ValueError(
+            f"self_index has {len(self_index)} entries for {X_query.shape[0]} queries"
+        )
+    available = X_fit.shape[0] - (0 if self_index is None else 1)
+    if k > available:
+        raise ValueError(
+            f"n_neighbors ({k}) must be <= the number of candidate neighbours ({available})"
+        )
+    return k
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _result(idx, d2, return_distance, squared):
+    if not return_distance:
+        return idx
+    return (d2 if squared else d2.sqrt()), idx
+
+
+def kneighbors_exact(
+    X_query: torch.Tensor,
+    X_fit: torch.Tensor,
+    n_neighbors: int,
+    *,
+    self_index: torch.Tensor | None = None,
+    chunk_size: int = 2048,
+    return_distance: bool = False,
+    squared: bool = False,
+):
+    """The plain float64 search (scores of the centred sets); same contract as :func:`kneighbors`."""
+    k = _check(X_query, X_fit, n_neighbors, self_index, chunk_size)
+    A, Q = X_fit.to(torch.float64), X_query.to(torch.float64)
+    centre = A.mean(0)  # centred scores lose less to cancellation far from the origin
+    A, Q = A - centre, Q - centre
+    sq = (A * A).sum(1)
+    idx, dist = [], []
+    for start in range(0, Q.shape[0], chunk_size):  # blocks bound memory; not a per-sample loop
+        q = Q[start : start + chunk_size]
+        score = torch.addmm(sq, q, A.T, alpha=-2.0)
+        if self_index is not None:
+            score[torch.arange(score.shape[0]), self_index[start : start + chunk_size]] = float(
+                "inf"
+            )
+        cols = torch.arange(score.shape[1], device=score.device).expand_as(score)
+        i = _first_k(score, cols, k)[1]  # equal scores: the lower index first
+        idx.append(i)
+        if return_distance:
+            dist.append(((A[i] - q.unsqueeze(1)) ** 2).sum(-1))
+    d2 = torch.cat(dist) if return_distance else None
+    return _result(torch.cat(idx), d2, return_distance, squared)
+
+
+def kneighbors(
+    X_query: torch.Tensor,
+    X_fit: torch.Tensor,
+    n_neighbors: int,
+    *,
+    self_index: torch.Tensor | None = None,
+    chunk_size: int = 1024,
+    return_distance: bool = False,
+    squared: bool = False,
+    precision: str = "auto",
+):
+    """Indices of the ``n_neighbors`` nearest rows of ``X_fit`` for every row of ``X_query``.
+
+    Parameters
+    ----------
+    X_query : Tensor[m, d]
+    X_fit : Tensor[n, d]
+        Finite values (NaN or infinity raise ``ValueError``).
+    n_neighbors : int
+        ``k``; needs ``k <= n`` (``k <= n - 1`` with ``self_index``).
+    self_index : Tensor[m] of int64, optional
+        Row of ``X_fit`` that each query *is*; that row is never returned for it.
+    chunk_size : int
+        Query rows per block, at most 256–1024 (wider for a small fitted set: a block's
+        score tile of about a million values must stay in cache).
+    return_distance : bool
+        Also return the distances (exact float64), as ``(dist, idx)``.
+    squared : bool
+        Return squared distances.
+    precision : {"auto", "bf16", "f32", "f64"}
+        Type of the filtering product: ``"auto"`` picks bfloat16 where the hardware multiplies it
+        natively (about 3x faster than float32 there), else float32; ``"f64"`` runs
+        :func:`kneighbors_exact`. Every choice returns the same neighbours.
+
+    Returns
+    -------
+    Tensor[m, k] int64, nearest first (the order of ``sklearn.neighbors.NearestNeighbors``);
+    with ``return_distance``, ``(Tensor[m, k] float64, Tensor[m, k] int64)``.
+    """
+    return NeighborIndex(X_fit, precision=precision).query(
+        X_query, n_neighbors, self_index=self_index, chunk_size=chunk_size,
+        return_distance=return_distance, squared=squared,
+    )
+
+
+class NeighborIndex:
+    """The fitted side of :func:`kneighbors`, prepared once for many queries.
+
+    Centred, scaled, sorted by norm and cut into column tiles of the filter type; ``query`` runs
+    the search of :func:`kneighbors` against it (``KNNClassifier`` keeps one per fit).
+
+    Parameters
+    ----------
+    X_fit : Tensor[n, d]
+        Finite values.
+    precision : {"auto", "bf16", "f32", "f64"}
+        As in :func:`kneighbors`.
+    """
+
+    def __init__(self, X_fit: torch.Tensor, *, precision: str = "auto"):
+        if not isinstance(X_fit, torch.Tensor) or X_fit.dim() != 2 or X_fit.shape[0] == 0:
+            raise ValueError("X_fit must be a non-empty 2-d tensor (n, d)")
+        if X_fit.is_floating_point() and not bool(torch.isfinite(X_fit).all()):
+            raise ValueError("X_fit contains NaN or infinite values")
+        self.X_fit = X_fit
+        self.mode = _resolve(precision, X_fit.device)
+        if self.mode == "f64":
+            return
+        dtype = torch.bfloat16 if self.mode == "bf16" else torch.float32
+        A64 = X_fit.to(torch.float64)
+        n, d = A64.shape
+        self.A64, self.n, self.dtype = A64, n, dtype
+        self.centre = A64.mean(0)
+        Ac = A64 - self.centre
+        sq = (Ac * Ac).sum(1)
+        top = float(sq.max())
+        # a power of two: exact, and brings the largest norm near 1 (no over- or underflow)
+        self.scale = 2.0 ** -math.ceil(math.log2(top) / 2) if top > 0 else 1.0
+        sq, self.order = torch.sort(sq * self.scale**2)
+        self.position = torch.empty_like(self.order)
+        self.position[self.order] = torch.arange(n, device=self.order.device)
+        g = _GROUP
+        # tile width: a multiple of 16 groups (the group-min reduction vectorizes over 16+)
+        def width(T: int) -> int:
+            return _ceil(_ceil(n, T), 16 * g) * 16 * g
+
+        # the tile count (of the two nearest n / _TILE) that pads the fewest columns
+        self.T = min({max(1, n // _TILE), n // _TILE + 1}, key=lambda T: (T * width(T), T))
+        self.W = width(self.T)
+        self.Gt = self.W // g
+        n_pad = self.T * self.W
+        B = torch.zeros(d + 1, n_pad, dtype=torch.float64, device=A64.device)
+        B[:d, :n] = (Ac[self.order] * self.scale).T
+        B[d, :n] = sq
+        B[d, n:] = 1e30  # padding columns score far above any threshold
+        self.B = B.to(dtype).view(d + 1, self.T, self.W).permute(1, 0, 2).contiguous()
+        last = torch.clamp(torch.arange(1, self.T + 1) * self.W, max=n) - 1
+        self.R = sq[last.to(sq.device)].sqrt()  # largest norm of each tile (rows sorted by norm)
+        self.c = error_factor(dtype, d)
+
+    def query(
+        self,
+        X_query: torch.Tensor,
+        n_neighbors: int,
+        *,
+        self_index: torch.Tensor | None = None,
+        chunk_size: int = 1024,
+        return_distance: bool = False,
+        squared: bool = False,
+    ):
+        """The ``n_neighbors`` nearest fitted rows of every row of ``X_query``; see :func:`kneighbors`."""
+        k = _check(X_query, self.X_fit, n_neighbors, self_index, chunk_size)
+        if self.mode == "f64":
+            return kneighbors_exact(
+                X_query, self.X_fit, k, self_index=self_index, chunk_size=chunk_size,
+                return_distance=return_distance, squared=squared,
+            )
+        Q64 = X_query.to(torch.float64)
+        Qs = (Q64 - self.centre) * self.scale
+        own = None if self_index is None else self.position[self_index.to(torch.int64)]
+        cap = max(_ROWS, min(4 * _ROWS, _SCORES // self.W))
+        rows = min(chunk_size, cap, max(1, Q64.shape[0]))
+
+        def search(lo: int, hi: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+            return [
+                self.block(Q64[s : min(s + rows, hi)], Qs[s : min(s + rows, hi)], k,
+                           None if own is None else own[s : min(s + rows, hi)])
+                for s in range(lo, hi, rows)  # blocks bound memory; not a per-sample loop
+            ]
+
+        parts = over_row_ranges(search, Q64.shape[0], rows)
+        d2 = torch.cat([p[0] for p in parts])
+        idx = torch.cat([p[1] for p in parts])
+        short = (idx < 0).any(1).nonzero().flatten()
+        if len(short):  # not reachable if the error bound holds; kept so a result is never wrong
+            d_e, i_e = kneighbors_exact(
+                X_query[short], self.X_fit, k,
+                self_index=None if self_index is None else self_index[short],
+                return_distance=True, squared=True,
+            )
+            d2[short], idx[short] = d_e, i_e
+        return _result(idx, d2, return_distance, squared)
+
+    def block(self, q64, qs, k, own):
+        """Exact ``(d2, idx)`` of one query block; rows short of ``k`` candidates get ``-1``."""
+        r, dev = q64.shape[0], q64.device
+        g, Gt, W = _GROUP, self.Gt, self.W
+        kk = k + (0 if own is None else 1)  # the query itself may be one of the group minima
+        qn = qs.norm(dim=1, keepdim=True)
+        # error bound per (query, tile), plus a floor for products flushed to zero
+        E = (self.c * (2 * qn * self.R + self.R**2) + 1e-30).to(torch.float32)
+        qh = torch.cat([-2 * qs, torch.ones(r, 1, dtype=qs.dtype, device=dev)], 1).to(self.dtype)
+        raw = torch.empty(r, W, dtype=self.dtype, device=dev)
+        S = raw if self.dtype == torch.float32 else torch.empty(r, W, device=dev)
+        best = torch.full((r, kk), float("inf"), device=dev)
+        kept = []
+        for t in range(self.T):  # column tiles: each score tile is reduced while in cache
+            torch.mm(qh, self.B[t], out=raw)
+            if S is not raw:
+                S.copy_(raw)
+            Sv = S.view(r, g, Gt)  # group j of the tile: columns j, j + Gt, j + 2·Gt, ...
+            gmin = Sv.amin(1)
+            Et = E[:, t : t + 1]
+            # the upper bound needs kk distinct points: minima of super-groups of _MERGE groups
+            coarse = gmin.view(r, Gt // _MERGE, _MERGE).amin(2)
+            both = torch.cat([best, coarse + Et], 1)
+            best = torch.topk(both, kk, dim=1, largest=False, sorted=False).values
+            # a group may hold a neighbour only if its lower bound is under the upper bound
+            pr, pj = (gmin <= best.amax(1, keepdim=True) + Et).nonzero(as_tuple=True)
+            kept.append((Sv[pr, :, pj], pr, pj, t))
+        tau = best.amax(1)  # final upper bound of the k-th score: the tightest
+        vals = torch.cat([v for v, *_ in kept])  # (groups, g) member scores
+        pr = torch.cat([p for _, p, _, _ in kept])
+        pj = torch.cat([j for _, _, j, _ in kept])
+        pt = torch.cat([torch.full_like(j, t) for _, _, j, t in kept])
+        # members whose lower bound s̃ − E is under the row's upper bound
+        i, m = (vals <= (tau[pr] + E[pr, pt]).unsqueeze(1)).nonzero(as_tuple=True)
+        row = pr[i]
+        cc = pt[i] * W + pj[i] + m * Gt  # column in the sorted, padded order
+        ok = cc < self.n
+        if own is not None:
+            ok &= cc != own[row]
+        row, cc = row[ok], cc[ok]
+        o = torch.argsort(row, stable=True)  # a few candidates per row: cheap to group by row
+        row, cc = row[o], self.order[cc[o]]
+        d2 = ((self.A64[cc] - q64[row]) ** 2).sum(1)
+        per_row = torch.bincount(row, minlength=r)
+        width = max(int(per_row.max()) if len(row) else 0, k)
+        pos = torch.arange(len(row), device=dev) - (torch.cumsum(per_row, 0) - per_row)[row]
+        D = torch.full((r, width), float("inf"), dtype=torch.float64, device=dev)
+        ids = torch.full((r, width), -1, dtype=torch.int64, device=dev)
+        D[row, pos], ids[row, pos] = d2, cc
+        dist, idx = _first_k(D, ids, k)
+        idx[per_row < k] = -1
+        return dist, idx
+
+
+def _first_k(D: torch.Tensor, ids: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` smallest of each row of ``D`` and their ``ids``, equal values by smaller ``ids``.
+
+    ``topk`` breaks ties arbitrarily, so it takes ``k + 1`` values and the rare rows with two
+    equal finite values among them are redone by index order then a stable sort on ``D``.
+    """
+    m = min(k + 1, D.shape[1])
+    d, j = torch.topk(D, m, dim=1, largest=False, sorted=True)
+    tie = ((d[:, 1:] == d[:, :-1]) & torch.isfinite(d[:, 1:])).any(1).nonzero().flatten()
+    d, i = d[:, :k], ids.gather(1, j[:, :k])
+    if len(tie):
+        Ii, perm = torch.sort(torch.where(ids[tie] < 0, ids.new_tensor(2**62), ids[tie]), dim=1)
+        Di = D[tie].gather(1, perm)
+        order = torch.sort(Di, dim=1, stable=True).indices[:, :k]
+        d[tie], i[tie] = Di.gather(1, order), Ii.gather(1, order)
+    return d, i
+
+
+def over_row_ranges(search, m: int, rows: int) -> list:
+    """Run ``search(lo, hi)`` on contiguous row ranges, one per torch thread, each single-threaded.
+
+    Coarse-grained parallelism (like scikit-learn's chunked neighbour search): every worker runs
+    whole blocks on its own, instead of every small op being split across threads that wait for
+    each other at each op's end — on a machine whose cores other processes also use, the per-op
+    way was measured up to 10x slower. torch ops release the GIL, so Python threads run in parallel.
+    Side effect: torch's intra-op thread count is 1 while the workers run, then restored (it is
+    process-wide, so torch work in other Python threads runs single-threaded meanwhile).
+    """
+    threads = torch.get_num_threads()
+    if threads == 1 or m <= rows:
+        return search(0, m)
+    per = -(-m // threads)
+    per = -(-per // rows) * rows  # whole blocks per worker
+    ranges = [(lo, min(lo + per, m)) for lo in range(0, m, per)]
+
+    def work(r: tuple[int, int]) -> list:
+        return search(*r)
+
+    torch.set_num_threads(1)  # the workers' ops must not fan out again
+    try:
+        with ThreadPoolExecutor(len(ranges)) as pool:
+            parts = list(pool.map(work, ranges))
+    finally:
+        torch.set_num_threads(threads)
+    return [t for part in parts for t in part]

@@ -1,0 +1,189 @@
+"""The certified-filter k-NN search against sklearn.neighbors.NearestNeighbors and the float64 search."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from sklearn.neighbors import NearestNeighbors
+
+from deepnotes.classic import neighbors
+from deepnotes.classic.neighbors import (
+    NeighborIndex,
+    error_factor,
+    kneighbors,
+    kneighbors_exact,
+    native_bf16,
+)
+
+PRECISIONS = ["bf16", "f32", "f64"]
+
+
+def sk(A, Q, k):
+    d, i = NearestNeighbors(n_neighbors=k).fit(A.numpy()).kneighbors(Q.numpy())
+    return torch.from_numpy(d), torch.from_numpy(i)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("shape", [(3000, 20), (9000, 3), (700, 64), (50, 1)])
+def test_indices_and_distances_equal_sklearn(precision, shape):
+    g = torch.Generator().manual_seed(shape[0])
+    A = torch.randn(*shape, generator=g, dtype=torch.float64)
+    Q = torch.randn(400, shape[1], generator=g, dtype=torch.float64)
+    k = min(7, shape[0])
+    d, i = kneighbors(Q, A, k, return_distance=True, precision=precision)
+    d_ref, i_ref = sk(A, Q, k)
+    assert torch.equal(i, i_ref)
+    # scikit-learn expands ‖a‖² − 2ab + ‖b‖²; we sum (q − b)²: equal to float64 round-off
+    torch.testing.assert_close(d, d_ref, rtol=1e-6, atol=1e-6)
+    d2, _ = kneighbors(Q, A, k, return_distance=True, squared=True, precision=precision)
+    torch.testing.assert_close(d2, ((A[i] - Q.unsqueeze(1)) ** 2).sum(-1), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "f32"])
+@pytest.mark.parametrize("tile,rows,group", [(1024, 7, 64), (4096, 256, 32), (2048, 33, 64)])
+def test_self_excluded_across_tiles_blocks_and_groups(precision, tile, rows, group, monkeypatch):
+    monkeypatch.setattr(neighbors, "_TILE", tile)
+    monkeypatch.setattr(neighbors, "_ROWS", rows)
+    monkeypatch.setattr(neighbors, "_GROUP", group)
+    g = torch.Generator().manual_seed(tile + rows)
+    A = torch.randn(9000, 5, generator=g, dtype=torch.float64)
+    pick = torch.randperm(9000, generator=g)[:500]
+    ours = kneighbors(A[pick], A, 4, self_index=pick, precision=precision)
+    _, ref = sk(A, A[pick], 5)
+    assert torch.equal(ours, ref[:, 1:])
+    assert torch.equal(ours, kneighbors_exact(A[pick], A, 4, self_index=pick, chunk_size=100))
+
+
+def _hard_sets():
+    g = torch.Generator().manual_seed(7)
+    base = torch.randn(2000, 8, generator=g, dtype=torch.float64)
+    yield "offset 1e6", base + 1e6
+    yield "scales 1e-3..1e3", base * torch.logspace(-3, 3, 8, dtype=torch.float64)
+    yield "tiny 1e-30", base * 1e-30
+    yield "huge 1e30", base * 1e30
+    out = base.clone()
+    out[0] = 1e4  # one far outlier
+    yield "outlier", out
+    yield "clusters", base * 1e-3 + torch.randint(0, 5, (2000, 1), generator=g) * 10.0
+
+
+@pytest.mark.parametrize("precision", ["bf16", "f32"])
+@pytest.mark.parametrize("name,A", list(_hard_sets()), ids=lambda v: v if isinstance(v, str) else "")
+def test_hard_data_equals_the_float64_search(precision, name, A):
+    pick = torch.arange(0, 2000, 7)
+    ours = kneighbors(A[pick], A, 6, self_index=pick, precision=precision)
+    full = ((A.unsqueeze(0) - A[pick].unsqueeze(1)) ** 2).sum(-1)  # Σ (q − b)², no cancellation
+    full[torch.arange(len(pick)), pick] = float("inf")
+    ref = torch.argsort(full, dim=1, stable=True)[:, :6]  # by distance, ties by index
+    assert torch.equal(ours, ref), name
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_exact_ties_go_to_the_lower_index(precision):
+    g = torch.Generator().manual_seed(0)
+    A = torch.randint(0, 3, (600, 2), generator=g).to(torch.float64)  # many duplicates
+    Q = torch.randint(0, 3, (50, 2), generator=g).to(torch.float64)
+    d, i = kneighbors(Q, A, 9, return_distance=True, squared=True, precision=precision)
+    # reference rule: sort candidates by (distance, index)
+    full = ((A.unsqueeze(0) - Q.unsqueeze(1)) ** 2).sum(-1)
+    key = full * 10_000 + torch.arange(600, dtype=torch.float64)
+    ref = torch.argsort(key, dim=1)[:, :9]
+    assert torch.equal(i, ref)
+    assert torch.equal(d, full.gather(1, ref))
+
+
+def test_the_error_bound_holds_on_the_actual_products():
+    """|s̃ − s| <= c·(2‖q‖‖b‖ + ‖b‖²) for bfloat16 and float32 products, adversarial signs included."""
+    g = torch.Generator().manual_seed(1)
+    for dtype in (torch.bfloat16, torch.float32):
+        for d in (1, 7, 64, 300):
+            Q = torch.randn(200, d, generator=g, dtype=torch.float64)
+            B = torch.randn(500, d, generator=g, dtype=torch.float64)
+            B[:50] = Q[:50].sign() * B[:50].abs()  # aligned signs: errors add up
+            sq = (B * B).sum(1)
+            qh = torch.cat([-2 * Q, torch.ones(200, 1, dtype=torch.float64)], 1).to(dtype)
+            bh = torch.cat([B, sq[:, None]], 1).to(dtype)
+            approx = (qh @ bh.T).to(torch.float64)
+            exact = sq - 2 * Q @ B.T
+            qn, bn = Q.norm(dim=1, keepdim=True), B.norm(dim=1)
+            bound = error_factor(dtype, d) * (2 * qn * bn + bn**2)
+            assert bool(((approx - exact).abs() <= bound).all()), (dtype, d)
+            worst = float(((approx - exact).abs() / bound).max())
+            if dtype == torch.bfloat16 and d <= 7:  # the bound is not vacuous
+                assert worst > 0.1, (d, worst)
+
+
+def test_index_is_reusable_and_matches_the_function():
+    g = torch.Generator().manual_seed(2)
+    A = torch.randn(1500, 6, generator=g, dtype=torch.float64)
+    index = NeighborIndex(A, precision="bf16")
+    for seed in range(3):
+        Q = torch.randn(100, 6, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        assert torch.equal(index.query(Q, 3), kneighbors(Q, A, 3, precision="f64"))
+
+
+def test_float32_and_integer_inputs():
+    g = torch.Generator().manual_seed(4)
+    A = torch.randn(800, 4, generator=g)
+    assert torch.equal(kneighbors(A[:90], A, 5), sk(A, A[:90], 5)[1])
+    Ai = torch.randint(-50, 50, (300, 3), generator=g)
+    assert torch.equal(kneighbors(Ai, Ai, 1, self_index=torch.arange(300)),
+                       kneighbors_exact(Ai, Ai, 1, self_index=torch.arange(300)))
+
+
+def test_rows_short_of_candidates_are_redone_exactly(monkeypatch):
+    g = torch.Generator().manual_seed(5)
+    A = torch.randn(1000, 3, generator=g, dtype=torch.float64)
+    real = NeighborIndex.block
+
+    def broken(self, q64, qs, k, own):
+        d, i = real(self, q64, qs, k, own)
+        i[::3] = -1  # pretend every third row ran short
+        return d, i
+
+    monkeypatch.setattr(NeighborIndex, "block", broken)
+    d, i = kneighbors(A[:200], A, 4, return_distance=True, precision="bf16")
+    d_ref, i_ref = kneighbors_exact(A[:200], A, 4, return_distance=True)
+    assert torch.equal(i, i_ref)
+    torch.testing.assert_close(d, d_ref, rtol=1e-12, atol=0)
+
+
+def test_threaded_ranges_equal_one_thread_and_restore_the_setting():
+    g = torch.Generator().manual_seed(3)
+    A = torch.randn(3000, 5, generator=g, dtype=torch.float64)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = kneighbors(A, A, 6, self_index=torch.arange(3000))
+        torch.set_num_threads(3)
+        many = kneighbors(A, A, 6, self_index=torch.arange(3000))
+        assert torch.get_num_threads() == 3  # the workers' single-thread setting is undone
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one, many)
+    assert torch.equal(many, sk(A, A, 7)[1][:, 1:])
+
+
+def test_bad_input_is_named():
+    A = torch.randn(10, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="n_neighbors"):
+        kneighbors(A[:3], A[:3], 3, self_index=torch.arange(3))
+    with pytest.raises(ValueError, match="n_neighbors"):
+        kneighbors(A, A, 11)
+    with pytest.raises(TypeError, match="n_neighbors"):
+        kneighbors(A, A, 2.5)
+    bad = A.clone()
+    bad[2, 1] = float("nan")
+    with pytest.raises(ValueError, match="X_fit contains NaN"):
+        kneighbors(A, bad, 2)
+    with pytest.raises(ValueError, match="X_query contains NaN"):
+        kneighbors(bad, A, 2)
+    with pytest.raises(ValueError, match="features"):
+        kneighbors(A[:, :2], A, 2)
+    with pytest.raises(ValueError, match="self_index"):
+        kneighbors(A, A, 2, self_index=torch.arange(4))
+    with pytest.raises(ValueError, match="precision"):
+        kneighbors(A, A, 2, precision="fp8")
+    with pytest.raises(ValueError, match="X_fit"):
+        NeighborIndex(torch.randn(0, 3))
+    assert isinstance(native_bf16(), bool)
