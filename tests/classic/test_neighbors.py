@@ -93,24 +93,37 @@ def test_exact_ties_go_to_the_lower_index(precision):
 
 
 def test_the_error_bound_holds_on_the_actual_products():
-    """|s̃ − s| <= c·(2‖q‖‖b‖ + ‖b‖²) for bfloat16 and float32 products, adversarial signs included."""
+    """|s̃ − ‖q − b‖²| <= c·(‖q‖ + ‖b‖)² for the folded bfloat16 and float32 products of the search."""
     g = torch.Generator().manual_seed(1)
     for dtype in (torch.bfloat16, torch.float32):
         for d in (1, 7, 64, 300):
             Q = torch.randn(200, d, generator=g, dtype=torch.float64)
             B = torch.randn(500, d, generator=g, dtype=torch.float64)
-            B[:50] = Q[:50].sign() * B[:50].abs()  # aligned signs: errors add up
-            sq = (B * B).sum(1)
-            qh = torch.cat([-2 * Q, torch.ones(200, 1, dtype=torch.float64)], 1).to(dtype)
-            bh = torch.cat([B, sq[:, None]], 1).to(dtype)
-            approx = (qh @ bh.T).to(torch.float64)
-            exact = sq - 2 * Q @ B.T
+            B[:50] = -Q[:50].sign() * B[:50].abs()  # opposite signs: the −2q·b errors add up
+            B[50:60] = Q[50:60] + 1e-3  # near-duplicates: scores near 0, some rounded below it
+            b_sq, q_sq = (B * B).sum(1), (Q * Q).sum(1)
+            qh = torch.cat([-2 * Q, torch.ones(200, 1, dtype=torch.float64), q_sq[:, None]], 1)
+            bh = torch.cat([B, b_sq[:, None], torch.ones(500, 1, dtype=torch.float64)], 1)
+            approx = (qh.to(dtype) @ bh.to(dtype).T).to(torch.float64)
+            exact = ((Q.unsqueeze(1) - B.unsqueeze(0)) ** 2).sum(-1)
             qn, bn = Q.norm(dim=1, keepdim=True), B.norm(dim=1)
-            bound = error_factor(dtype, d) * (2 * qn * bn + bn**2)
+            bound = error_factor(dtype, d + 1) * (qn + bn) ** 2
             assert bool(((approx - exact).abs() <= bound).all()), (dtype, d)
             worst = float(((approx - exact).abs() / bound).max())
             if dtype == torch.bfloat16 and d <= 7:  # the bound is not vacuous
                 assert worst > 0.1, (d, worst)
+
+
+def test_bit_pattern_minimum_of_nonnegative_floats():
+    """The group minimum taken on integer views equals the float minimum for scores >= 0."""
+    g = torch.Generator().manual_seed(8)
+    for dtype, bits in ((torch.bfloat16, torch.int16), (torch.float32, torch.int32)):
+        S = (torch.rand(64, 32, 40, generator=g) * 10.0 ** torch.randint(-5, 5, (64, 32, 40), generator=g)).to(dtype)
+        S[0, 3, 5] = 0.0
+        assert torch.equal(S.view(bits).amin(1).view(dtype), S.amin(1))
+        S[1, :, 0] = -S[1, :, 0]  # negatives: still some value <= 0 from the group
+        got = S.view(bits).amin(1).view(dtype)
+        assert bool((got[1, 0] <= 0) & (S[1, :, 0] == got[1, 0]).any())
 
 
 def test_index_is_reusable_and_matches_the_function():
