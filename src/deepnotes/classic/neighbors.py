@@ -48,8 +48,8 @@ import torch
 
 from deepnotes.core.checks import check_choice, check_int
 
-_ROWS = 256  # query rows per block at the full tile width
-_SCORES = 1 << 20  # scores per tile: narrower tiles take more rows (up to 4 x _ROWS)
+_ROWS = 512  # query rows per block at the full tile width
+_SCORES = 2 << 20  # scores per tile: narrower tiles take more rows (up to 4 x _ROWS)
 _TILE = 4096  # target columns per tile: a 256 x 4096 score tile stays in cache
 _GROUP = 16  # columns per strided group (one group minimum each)
 _MERGE = 32  # groups per super-group in the running upper bound
@@ -251,12 +251,12 @@ class NeighborIndex:
         self.Gt = self.W // g
         n_pad = self.T * self.W
         # rows [b, ‖b‖², 1] against queries [−2q, 1, ‖q‖²]: the product is ‖q − b‖² >= 0
-        B = torch.ones(d + 2, n_pad, dtype=torch.float64, device=A64.device)
-        B[:d] = 0.0
-        B[:d, :n] = (Ac[self.order] * self.scale).T
-        B[d, :n] = sq
-        B[d, n:] = 1e30  # padding columns score far above any threshold
-        self.B = B.to(dtype).view(d + 2, self.T, self.W).permute(1, 0, 2).contiguous()
+        rows = torch.zeros(n_pad, d + 2, dtype=dtype, device=A64.device)
+        rows[:n, :d] = Ac[self.order] * self.scale
+        rows[:n, d] = sq
+        rows[n:, d] = 1e30  # padding columns score far above any threshold
+        rows[:, d + 1] = 1.0
+        self.B = rows.view(self.T, self.W, d + 2).transpose(1, 2).contiguous()  # (T, d + 2, W)
         # non-negative floats order like their bit patterns read as integers, and integer
         # minima are 3-7x faster than float ones (bfloat16 ones are converted first)
         self.bits = torch.int16 if dtype == torch.bfloat16 else torch.int32
