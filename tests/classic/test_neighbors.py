@@ -149,8 +149,8 @@ def test_rows_short_of_candidates_are_redone_exactly(monkeypatch):
     A = torch.randn(1000, 3, generator=g, dtype=torch.float64)
     real = NeighborIndex.block
 
-    def broken(self, q64, qs, k, own):
-        d, i = real(self, q64, qs, k, own)
+    def broken(self, q64, qs, k, own, buffer):
+        d, i = real(self, q64, qs, k, own, buffer)
         i[::3] = -1  # pretend every third row ran short
         return d, i
 

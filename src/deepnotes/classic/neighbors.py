@@ -35,7 +35,8 @@ excluded explicitly instead of relying on it coming out first with distance 0 �
 duplicates scikit-learn may list the duplicate before the point itself; we always drop the point.
 
 Row blocks run on the torch threads one contiguous range per thread (:func:`over_row_ranges`).
-Memory: one ``rows × 8192`` score tile per thread, plus the candidates.
+Memory: one score tile of about two million values (4 MB in bfloat16) per thread, plus the
+candidates.
 """
 
 from __future__ import annotations
@@ -179,8 +180,8 @@ def kneighbors(
     self_index : Tensor[m] of int64, optional
         Row of ``X_fit`` that each query *is*; that row is never returned for it.
     chunk_size : int
-        Query rows per block, at most 256–1024 (wider for a small fitted set: a block's
-        score tile of about a million values must stay in cache).
+        Query rows per block, capped at 512–2048 (more for a small fitted set): a block's score
+        tile of about two million values must stay in cache.
     return_distance : bool
         Also return the distances (exact float64), as ``(dist, idx)``.
     squared : bool
@@ -288,9 +289,12 @@ class NeighborIndex:
         rows = min(chunk_size, cap, max(1, Q64.shape[0]))
 
         def search(lo: int, hi: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+            # one score buffer per worker: a fresh multi-MB tensor per block costs page faults,
+            # and the threads' concurrent map/unmap calls serialize in the kernel
+            raw = torch.empty(rows, self.W, dtype=self.dtype, device=Q64.device)
             return [
                 self.block(Q64[s : min(s + rows, hi)], Qs[s : min(s + rows, hi)], k,
-                           None if own is None else own[s : min(s + rows, hi)])
+                           None if own is None else own[s : min(s + rows, hi)], raw)
                 for s in range(lo, hi, rows)  # blocks bound memory; not a per-sample loop
             ]
 
@@ -307,7 +311,7 @@ class NeighborIndex:
             d2[short], idx[short] = d_e, i_e
         return _result(idx, d2, return_distance, squared)
 
-    def block(self, q64, qs, k, own):
+    def block(self, q64, qs, k, own, buffer):
         """Exact ``(d2, idx)`` of one query block; rows short of ``k`` candidates get ``-1``."""
         r, dev = q64.shape[0], q64.device
         g, Gt, W = _GROUP, self.Gt, self.W
@@ -317,7 +321,7 @@ class NeighborIndex:
         E = (self.c * (qn + self.R) ** 2 + 1e-30).to(torch.float32)
         ones = torch.ones(r, 1, dtype=qs.dtype, device=dev)
         qh = torch.cat([-2 * qs, ones, qn**2], 1).to(self.dtype)
-        raw = torch.empty(r, W, dtype=self.dtype, device=dev)
+        raw = buffer[:r]
         bits = raw.view(self.bits).view(r, g, Gt)
         Sv = raw.view(r, g, Gt)  # group j of the tile: columns j, j + Gt, j + 2·Gt, ...
         best = torch.full((r, kk), float("inf"), device=dev)

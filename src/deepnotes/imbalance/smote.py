@@ -6,8 +6,8 @@ uniformly; ADASYN (He et al., 2008) gives sample ``i`` a share of the new points
 the fraction ``r_i`` of *other-class* points among its ``k`` nearest neighbours in the whole set:
 ``g_i = rint(r_i / Σ r · G)``.
 
-The neighbour search is :func:`deepnotes.imbalance.neighbors.kneighbors` (chunked matrix product
-and ``topk``). The random draws use a ``numpy.random.RandomState`` in imbalanced-learn's order,
+The neighbour search is :func:`deepnotes.classic.neighbors.kneighbors` (exact: a low-precision
+matrix product with a proven error bound picks the candidates, float64 ranks them). The random draws use a ``numpy.random.RandomState`` in imbalanced-learn's order,
 so, for a fixed ``random_state`` and data without distance ties, the synthetic points equal
 ``imblearn.over_sampling.SMOTE`` / ``ADASYN``'s.
 
@@ -65,7 +65,8 @@ class SMOTE(BaseSampler):
     k_neighbors : int
         Same-class neighbours per sample (``k < class size``).
     chunk_size : int
-        Query rows per block of the neighbour search.
+        Upper bound on the query rows per block of the neighbour search (the search caps it at
+        256–2048 rows so that a block's scores stay in cache).
 
     Attributes
     ----------
@@ -139,6 +140,7 @@ class ADASYN(BaseSampler):
         Neighbours used both for the difficulty ratio (in the whole set) and for interpolation
         (within the class); needs ``n_neighbors < class size``.
     chunk_size : int
+        As in :class:`SMOTE`.
 
     Attributes
     ----------
