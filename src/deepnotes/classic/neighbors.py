@@ -339,33 +339,39 @@ class NeighborIndex:
             best = torch.topk(both, kk, dim=1, largest=False, sorted=False).values
             # a group may hold a neighbour only if its lower bound is under the upper bound
             pr, pj = (gmin <= best.amax(1, keepdim=True) + Et).nonzero(as_tuple=True)
-            kept.append((Sv[pr, :, pj].float(), gmin[pr, pj], pr, pj, t))
+            gm = gmin.view(-1).index_select(0, pr * Gt + pj)
+            kept.append((Sv[pr, :, pj].float(), gm, pr, pj, t))
         tau = best.amax(1)  # final upper bound of the k-th score: the tightest
+        take = torch.Tensor.index_select  # 1-d gathers: about 2x faster than indexing
         pr = torch.cat([p for _, _, p, _, _ in kept])
         pt = torch.cat([torch.full_like(p, t) for _, _, p, _, t in kept])
-        lim = tau[pr] + E[pr, pt]
+        lim = take(tau, 0, pr) + take(E.view(-1), 0, pr * self.T + pt)
         # groups kept under an earlier, looser bound and now out of reach are dropped first
         live = (torch.cat([gm for _, gm, *_ in kept]) <= lim).nonzero().flatten()
-        vals = torch.cat([v for v, *_ in kept])[live]  # (groups, g) member scores
-        pr, pt, lim = pr[live], pt[live], lim[live]
-        pj = torch.cat([j for _, _, _, j, _ in kept])[live]
+        vals = take(torch.cat([v for v, *_ in kept]), 0, live)  # (groups, g) member scores
+        pr, pt, lim = take(pr, 0, live), take(pt, 0, live), take(lim, 0, live)
+        pj = take(torch.cat([j for _, _, _, j, _ in kept]), 0, live)
         # members whose lower bound s̃ − E is under the row's upper bound
         i, m = (vals <= lim.unsqueeze(1)).nonzero(as_tuple=True)
-        row = pr[i]
-        cc = pt[i] * W + pj[i] + m * Gt  # column in the sorted, padded order
+        row = take(pr, 0, i)
+        cc = take(pt * W + pj, 0, i) + m * Gt  # column in the sorted, padded order
         ok = cc < self.n
         if own is not None:
-            ok &= cc != own[row]
-        row, cc = row[ok], cc[ok]
+            ok &= cc != take(own, 0, row)
+        ok = ok.nonzero().flatten()
+        row, cc = take(row, 0, ok), take(cc, 0, ok)
         o = torch.argsort(row, stable=True)  # a few candidates per row: cheap to group by row
-        row, cc = row[o], self.order[cc[o]]
-        d2 = ((self.A64[cc] - q64[row]) ** 2).sum(1)
+        row, cc = take(row, 0, o), take(self.order, 0, take(cc, 0, o))
+        d2 = (take(self.A64, 0, cc) - take(q64, 0, row)).square_().sum(1)
         per_row = torch.bincount(row, minlength=r)
         width = max(int(per_row.max()) if len(row) else 0, k)
-        pos = torch.arange(len(row), device=dev) - (torch.cumsum(per_row, 0) - per_row)[row]
-        D = torch.full((r, width), float("inf"), dtype=torch.float64, device=dev)
-        ids = torch.full((r, width), -1, dtype=torch.int64, device=dev)
-        D[row, pos], ids[row, pos] = d2, cc
+        starts = torch.cumsum(per_row, 0) - per_row
+        slot = row * width + torch.arange(len(row), device=dev) - take(starts, 0, row)
+        D = torch.full((r * width,), float("inf"), dtype=torch.float64, device=dev)
+        ids = torch.full((r * width,), -1, dtype=torch.int64, device=dev)
+        D.index_copy_(0, slot, d2)
+        ids.index_copy_(0, slot, cc)
+        D, ids = D.view(r, width), ids.view(r, width)
         dist, idx = _first_k(D, ids, k)
         idx[per_row < k] = -1
         return dist, idx
