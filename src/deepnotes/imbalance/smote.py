@@ -41,9 +41,10 @@ from deepnotes.imbalance.neighbors import kneighbors
 
 def _interpolate(X_class, nns, rows, cols, steps, dtype):
     """``x_row + step · (x_neighbour − x_row)`` in float64, cast back to the input dtype."""
-    base = X_class[rows].to(torch.float64)
-    diffs = X_class[nns[rows, cols]].to(torch.float64) - base
-    return (base + steps * diffs).to(dtype)
+    base = X_class.index_select(0, rows).to(torch.float64)
+    partner = nns.reshape(-1).index_select(0, rows * nns.shape[1] + cols)
+    out = X_class.index_select(0, partner).to(torch.float64)
+    return out.sub_(base).mul_(steps).add_(base).to(dtype)  # in place: no extra temporaries
 
 
 def _check_neighbours(name: str, k: int, n_class: int, label: Any) -> None:
