@@ -9,10 +9,10 @@ from sklearn.neighbors import NearestNeighbors
 from deepnotes.classic import neighbors
 from deepnotes.classic.neighbors import (
     NeighborIndex,
-    error_factor,
     kneighbors,
     kneighbors_exact,
     native_bf16,
+    score_bounds,
 )
 
 PRECISIONS = ["bf16", "f32", "f64"]
@@ -93,7 +93,7 @@ def test_exact_ties_go_to_the_lower_index(precision):
 
 
 def test_the_error_bound_holds_on_the_actual_products():
-    """|s̃ − ‖q − b‖²| <= c·(‖q‖ + ‖b‖)² for the folded bfloat16 and float32 products of the search."""
+    """‖q − b‖² lies in [s̃/(1 + v) − E, max(s̃, 0)/(1 − v) + E] for the folded products of the search."""
     g = torch.Generator().manual_seed(1)
     for dtype in (torch.bfloat16, torch.float32):
         for d in (1, 7, 64, 300):
@@ -107,9 +107,11 @@ def test_the_error_bound_holds_on_the_actual_products():
             approx = (qh.to(dtype) @ bh.to(dtype).T).to(torch.float64)
             exact = ((Q.unsqueeze(1) - B.unsqueeze(0)) ** 2).sum(-1)
             qn, bn = Q.norm(dim=1, keepdim=True), B.norm(dim=1)
-            bound = error_factor(dtype, d + 1) * (qn + bn) ** 2
-            assert bool(((approx - exact).abs() <= bound).all()), (dtype, d)
-            worst = float(((approx - exact).abs() / bound).max())
+            cross, square, v = score_bounds(dtype, d)
+            E = cross * qn * bn + square * (qn**2 + bn**2)
+            assert bool((exact >= approx / (1 + v) - E).all()), (dtype, d)
+            assert bool((exact <= approx.clamp_min(0) / (1 - v) + E).all()), (dtype, d)
+            worst = float(((approx - exact).abs() / (E + v * exact)).max())
             if dtype == torch.bfloat16 and d <= 7:  # the bound is not vacuous
                 assert worst > 0.1, (d, worst)
 

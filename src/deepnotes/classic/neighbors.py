@@ -11,20 +11,21 @@ Two versions with one contract, both tested against ``sklearn.neighbors.NearestN
   2. score every pair with one low-precision matrix product (bfloat16 where the CPU multiplies
      it natively, else float32; always float32 accumulation), the norms folded in as extra
      columns so that the product is the squared distance: ``s̃ = [−2q, 1, ‖q‖²] · [b, ‖b‖², 1]``;
-  3. bound the error: ``|s̃ − ‖q − b‖²| <= E = c · (‖q‖ + ‖b‖)²`` with ``c ≈ 3u`` (``u`` the unit
-     round-off of the filter type: the rounding of both inputs and of the output, plus
-     float32 accumulation; see :func:`error_factor`). ``‖b‖`` is taken as the largest norm of
-     the column tile, which is tight because the rows are sorted by norm;
-  4. an upper bound of the true k-th score: any ``k`` distinct points give one, so the ``k``
-     smallest minima ``s̃_min + E`` of super-groups of 512 columns are merged tile by tile.
-     The minima come from one ``amin`` per tile over groups of 16 strided columns, taken on
-     the scores' bit patterns read as integers: they order like non-negative floats, and the
-     integer reduction is several times faster;
-  5. keep every point whose lower bound ``s̃ − E`` is at most that upper bound — a superset of
-     the ``k`` nearest and of every point tied with the k-th: first the groups whose minimum
-     passes, then their members — and rank those few (about 15 per query on 20-dimensional
-     Gaussian data) by their exact float64 distance ``Σ (q − b)²``,
-     equal distances by the lower row index.
+  3. bound the error: the product before its final rounding is within
+     ``E = a·‖q‖‖b‖ + b·(‖q‖² + ‖b‖²)`` of ``‖q − b‖²`` (``a ≈ 4u``, ``b ≈ u``, ``u`` the unit
+     round-off of the filter type; see :func:`score_bounds`), and the stored score is that
+     product times ``1 ± v`` (``v = u`` for a bfloat16 result). ``‖b‖`` is taken as the largest
+     norm of the column tile, which is tight because the rows are sorted by norm;
+  4. an upper bound of the true k-th distance: any ``k`` distinct points give one, so the ``k``
+     smallest upper bounds ``max(s̃, 0)/(1 − v) + E`` of the minima of super-groups of 512
+     columns are merged tile by tile. The minima come from one ``amin`` per tile over groups of
+     16 strided columns, taken on the scores' bit patterns read as integers: they order like
+     non-negative floats, and the integer reduction is several times faster;
+  5. keep every point whose lower bound ``s̃/(1 + v) − E`` is at most that upper bound — a
+     superset of the ``k`` nearest and of every point tied with the k-th: first the groups
+     whose minimum passes, then their members — and rank those few (about 10 per query on
+     20-dimensional Gaussian data) by their exact float64 distance ``Σ (q − b)²``, equal
+     distances by the lower row index.
 
   So the result is the exact float64 search's, not an approximation: the filter only decides
   which points are worth an exact look, and it provably never drops a neighbour. Should a query
@@ -68,19 +69,25 @@ def native_bf16() -> bool:
     return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
 
 
-def error_factor(dtype: torch.dtype, d: int) -> float:
-    """``c`` with ``|s̃ − s| <= c · (‖q‖ + ‖b‖)²`` for a folded product of ``d + 1`` terms.
+def score_bounds(dtype: torch.dtype, d: int) -> tuple[float, float, float]:
+    """Error constants ``(a, b, v)`` of the folded product of the search, for ``d`` features.
 
-    The search folds ``[−2q, 1, ‖q‖²] · [b, ‖b‖², 1]`` (``d + 2`` terms: call this with ``d + 1``).
-    Inputs rounded to ``dtype`` (unit round-off ``u``: ``2⁻⁸`` for bfloat16, ``2⁻²⁴`` for
-    float32) give ``(2u + u²)·2‖q‖‖b‖ + u(‖q‖² + ‖b‖²)`` (Cauchy–Schwarz on the products);
-    float32 accumulation adds ``(d + 2)·2⁻²⁴`` of the terms' absolute sum; rounding the result
-    to ``dtype`` adds ``u`` of its magnitude; all are below ``(‖q‖ + ‖b‖)²`` times their
-    factors. 1 % on top covers the float64 bookkeeping.
+    The product ``p`` of ``[−2q, 1, ‖q‖²] · [b, ‖b‖², 1]`` (``d + 2`` terms) computed from inputs
+    rounded to ``dtype`` (unit round-off ``u``: ``2⁻⁸`` for bfloat16, ``2⁻²⁴`` for float32) with
+    float32 accumulation satisfies ``|p − ‖q − b‖²| <= a·‖q‖‖b‖ + b·(‖q‖² + ‖b‖²)``:
+
+    * input rounding: ``(2u + u²)·2‖q‖‖b‖`` for the products (Cauchy–Schwarz), ``u`` of each norm;
+    * float32 accumulation (and the rounding of float32 products): ``γ = (d + 3)·2⁻²⁴`` of the
+      terms' absolute sum ``<= (1 + u)²·(2‖q‖‖b‖ + ‖q‖² + ‖b‖²)``.
+
+    The stored score is ``s̃ = p·(1 + δ)`` with ``|δ| <= v`` (``v = u`` when the result is
+    rounded to bfloat16, 0 for a float32 result). 1 % on top covers the float64 bookkeeping.
     """
     u = 2.0**-8 if dtype == torch.bfloat16 else 2.0**-24
-    acc = (d + 2) * 2.0**-24
-    return 1.01 * (3 * u + 4 * u * u + acc * (1 + u) ** 2 + 1e-12)
+    gamma = (d + 3) * 2.0**-24 * (1 + u) ** 2
+    cross = 1.01 * (2 * (2 * u + u * u) + 2 * gamma)
+    square = 1.01 * (u + gamma)
+    return cross, square, (u if dtype == torch.bfloat16 else 0.0)
 
 
 def _resolve(precision: str, device: torch.device) -> str:
@@ -263,7 +270,7 @@ class NeighborIndex:
         self.bits = torch.int16 if dtype == torch.bfloat16 else torch.int32
         last = torch.clamp(torch.arange(1, self.T + 1) * self.W, max=n) - 1
         self.R = sq[last.to(sq.device)].sqrt()  # largest norm of each tile (rows sorted by norm)
-        self.c = error_factor(dtype, d + 1)
+        self.cross, self.square, self.v = score_bounds(dtype, d)
 
     def query(
         self,
@@ -317,8 +324,10 @@ class NeighborIndex:
         g, Gt, W = _GROUP, self.Gt, self.W
         kk = k + (0 if own is None else 1)  # the query itself may be one of the group minima
         qn = qs.norm(dim=1, keepdim=True)
-        # error bound per (query, tile), plus a floor for products flushed to zero
-        E = (self.c * (qn + self.R) ** 2 + 1e-30).to(torch.float32)
+        # error bound of the product per (query, tile), plus a floor for products flushed to zero
+        E = (self.cross * qn * self.R + self.square * (qn**2 + self.R**2) + 1e-30).float()
+        # s ∈ [s̃/(1 + v) − E, max(s̃, 0)/(1 − v) + E]; 2⁻²⁰ absorbs the float32 arithmetic below
+        up, down = 1 / (1 - self.v), (1 + self.v) * (1 + 2.0**-20)
         ones = torch.ones(r, 1, dtype=qs.dtype, device=dev)
         qh = torch.cat([-2 * qs, ones, qn**2], 1).to(self.dtype)
         raw = buffer[:r]
@@ -330,22 +339,22 @@ class NeighborIndex:
             torch.mm(qh, self.B[t], out=raw)
             # group minima on the bit patterns: exact where the group's scores are >= 0; a group
             # with a (rounded) negative score yields one of its negative scores, which passes
-            # the filter below anyway (the limit is >= 0 since every s̃ >= −E)
+            # the filter below anyway (the limit is > 0: every upper bound is >= E > 0)
             gmin = bits.amin(1).view(self.dtype).float()
             Et = E[:, t : t + 1]
             # the upper bound needs kk distinct points: minima of super-groups of _MERGE groups
             coarse = gmin.view(r, Gt // _MERGE, _MERGE).amin(2)
-            both = torch.cat([best, coarse + Et], 1)
+            both = torch.cat([best, coarse.clamp_min(0) * up + Et], 1)
             best = torch.topk(both, kk, dim=1, largest=False, sorted=False).values
             # a group may hold a neighbour only if its lower bound is under the upper bound
-            pr, pj = (gmin <= best.amax(1, keepdim=True) + Et).nonzero(as_tuple=True)
+            pr, pj = (gmin <= (best.amax(1, keepdim=True) + Et) * down).nonzero(as_tuple=True)
             gm = gmin.view(-1).index_select(0, pr * Gt + pj)
             kept.append((Sv[pr, :, pj].float(), gm, pr, pj, t))
         tau = best.amax(1)  # final upper bound of the k-th score: the tightest
         take = torch.Tensor.index_select  # 1-d gathers: about 2x faster than indexing
         pr = torch.cat([p for _, _, p, _, _ in kept])
         pt = torch.cat([torch.full_like(p, t) for _, _, p, _, t in kept])
-        lim = take(tau, 0, pr) + take(E.view(-1), 0, pr * self.T + pt)
+        lim = (take(tau, 0, pr) + take(E.view(-1), 0, pr * self.T + pt)) * down
         # groups kept under an earlier, looser bound and now out of reach are dropped first
         live = (torch.cat([gm for _, gm, *_ in kept]) <= lim).nonzero().flatten()
         vals = take(torch.cat([v for v, *_ in kept]), 0, live)  # (groups, g) member scores
