@@ -97,11 +97,19 @@ def _resolve(precision: str, device: torch.device) -> str:
     return "bf16" if device.type == "cuda" or native_bf16() else "f32"
 
 
+def _finite(X: torch.Tensor) -> bool:
+    """No NaN or infinity in ``X``: one summing pass, the elementwise test only if the sum is not
+    finite (a sum of finite values can also overflow)."""
+    if not X.is_floating_point() or X.numel() == 0:
+        return True
+    return math.isfinite(float(X.sum())) or bool(torch.isfinite(X).all())
+
+
 def _check(X_query, X_fit, n_neighbors, self_index, chunk_size) -> int:
     for name, X in (("X_query", X_query), ("X_fit", X_fit)):
         if not isinstance(X, torch.Tensor) or X.dim() != 2:
             raise ValueError(f"{name} must be a 2-d tensor (n, d)")
-        if X.is_floating_point() and not bool(torch.isfinite(X).all()):
+        if not _finite(X):
             raise ValueError(f"{name} contains NaN or infinite values")
     if X_query.shape[1] != X_fit.shape[1]:
         raise ValueError(
@@ -226,7 +234,7 @@ class NeighborIndex:
     def __init__(self, X_fit: torch.Tensor, *, precision: str = "auto"):
         if not isinstance(X_fit, torch.Tensor) or X_fit.dim() != 2 or X_fit.shape[0] == 0:
             raise ValueError("X_fit must be a non-empty 2-d tensor (n, d)")
-        if X_fit.is_floating_point() and not bool(torch.isfinite(X_fit).all()):
+        if not _finite(X_fit):
             raise ValueError("X_fit contains NaN or infinite values")
         self.X_fit = X_fit
         self.mode = _resolve(precision, X_fit.device)
@@ -290,7 +298,7 @@ class NeighborIndex:
                 return_distance=return_distance, squared=squared,
             )
         Q64 = X_query.to(torch.float64)
-        Qs = (Q64 - self.centre) * self.scale
+        Qs = torch.sub(Q64, self.centre).mul_(self.scale)
         own = None if self_index is None else self.position[self_index.to(torch.int64)]
         cap = max(_ROWS, min(4 * _ROWS, _SCORES // self.W))
         rows = min(chunk_size, cap, max(1, Q64.shape[0]))

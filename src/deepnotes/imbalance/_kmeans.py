@@ -22,12 +22,17 @@ import torch
 
 from deepnotes.classic.neighbors import kneighbors
 
+_BLOCK = 256  # points per block of the sums used to draw the next centre
+
 
 def kmeans_pp_plain(X: torch.Tensor, k: int, rng: np.random.RandomState) -> torch.Tensor:
     """k-means++ seeds ``(k, d)``: each next centre drawn with probability ∝ squared distance.
 
     Runs in numpy: K sequential steps of one matrix-vector product each, where numpy's per-call
     overhead is a few microseconds (torch's is ten times that, and the loop is all small calls).
+    The draw walks per-block sums of the squared distances (a fast reduction, then two short
+    cumulative sums) instead of a cumulative sum over all points, which alone cost as much as
+    the matrix-vector product.
     """
     A = X.numpy() if X.dtype == torch.float64 else X.to(torch.float64).numpy()
     n = A.shape[0]
@@ -35,17 +40,38 @@ def kmeans_pp_plain(X: torch.Tensor, k: int, rng: np.random.RandomState) -> torc
     u = rng.uniform(size=k)  # one draw per step, taken up front
     chosen = np.empty(k, dtype=np.int64)
     chosen[0] = rng.randint(n)
-    closest = np.maximum(a_sq - 2.0 * (A @ A[chosen[0]]) + a_sq[chosen[0]], 0.0)
+    n_blocks = -(-n // _BLOCK)
+    closest = np.zeros(n_blocks * _BLOCK)  # padded with zero mass
+    dist = closest[:n]
+    np.maximum(a_sq - 2.0 * (A @ A[chosen[0]]) + a_sq[chosen[0]], 0.0, out=dist)
+    blocks = closest.reshape(n_blocks, _BLOCK)
+    new = np.empty(n)
     for step in range(1, k):  # sequential by definition: each draw depends on the last centre
-        cdf = np.cumsum(closest)
-        if cdf[-1] <= 0:  # fewer distinct points than k: take any point not chosen yet
+        nxt = _draw(closest, blocks.sum(1), u[step], n)
+        if nxt < 0:  # fewer distinct points than k: take any point not chosen yet
             nxt = int(np.setdiff1d(np.arange(n), chosen[:step])[0])
-        else:
-            nxt = min(int(np.searchsorted(cdf, u[step] * cdf[-1], side="right")), n - 1)
         chosen[step] = nxt
-        d = a_sq - 2.0 * (A @ A[nxt]) + a_sq[nxt]  # ‖x‖² − 2x·c + ‖c‖²
-        np.minimum(closest, np.maximum(d, 0.0), out=closest)
+        np.matmul(A, -2.0 * A[nxt], out=new)  # ‖x‖² − 2x·c + ‖c‖², in place
+        new += a_sq
+        new += a_sq[nxt]
+        np.maximum(new, 0.0, out=new)
+        np.minimum(dist, new, out=dist)
     return X[torch.from_numpy(chosen)].to(torch.float64).clone()
+
+
+def _draw(closest: np.ndarray, sums: np.ndarray, u: float, n: int) -> int:
+    """Index drawn with probability ∝ ``closest`` (-1 if all mass is 0), via the block sums."""
+    cs = np.cumsum(sums)
+    if cs[-1] <= 0:
+        return -1
+    target = u * cs[-1]
+    b = min(int(np.searchsorted(cs, target, side="right")), len(sums) - 1)
+    inner = np.cumsum(closest[b * _BLOCK : (b + 1) * _BLOCK]) + (cs[b - 1] if b else 0.0)
+    i = b * _BLOCK + min(int(np.searchsorted(inner, target, side="right")), _BLOCK - 1)
+    if i >= n or closest[i] <= 0:  # rounding put the target on a zero-mass point: full walk
+        cdf = np.cumsum(closest[:n])
+        i = min(int(np.searchsorted(cdf, u * cdf[-1], side="right")), n - 1)
+    return i
 
 
 def assign(X: torch.Tensor, centers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
