@@ -128,6 +128,26 @@ def test_bit_pattern_minimum_of_nonnegative_floats():
         assert bool((got[1, 0] <= 0) & (S[1, :, 0] == got[1, 0]).any())
 
 
+@pytest.mark.parametrize("n,k", [(40, 5), (1000, 3), (1000, 15), (1797, 40)])
+def test_small_fitted_sets_keep_the_candidate_lists_short(n, k, monkeypatch):
+    """Few groups must not leave the upper bound infinite (every point a candidate)."""
+    widths = []
+    real = neighbors._first_k
+
+    def spy(D, ids, kk):
+        widths.append(D.shape[1])
+        return real(D, ids, kk)
+
+    monkeypatch.setattr(neighbors, "_first_k", spy)
+    from sklearn.datasets import load_digits
+
+    A = torch.from_numpy(load_digits().data[:n] / 16.0)  # 64 features, sixteenths: many ties
+    ours = kneighbors(A[:200], A, k, precision="bf16")
+    assert max(widths) <= max(10 * k, n // 4), widths  # candidates per query, at most
+    monkeypatch.setattr(neighbors, "_first_k", real)
+    assert torch.equal(ours, kneighbors_exact(A[:200], A, k))
+
+
 def test_index_is_reusable_and_matches_the_function():
     g = torch.Generator().manual_seed(2)
     A = torch.randn(1500, 6, generator=g, dtype=torch.float64)

@@ -149,27 +149,27 @@ def kneighbors_exact(
     return_distance: bool = False,
     squared: bool = False,
 ):
-    """The plain float64 search (scores of the centred sets); same contract as :func:`kneighbors`."""
+    """The definition, in float64: ``Σ (q − b)²`` for every pair, the ``k`` smallest per query
+    (equal distances: the lower index first); same contract as :func:`kneighbors`.
+
+    No expansion ``‖q‖² − 2q·b + ‖b‖²``, so no cancellation and exact ties stay exact; memory
+    is bounded by taking as many queries per block as keep ``rows × n × d`` near 4 million.
+    """
     k = _check(X_query, X_fit, n_neighbors, self_index, chunk_size)
     A, Q = X_fit.to(torch.float64), X_query.to(torch.float64)
-    centre = A.mean(0)  # centred scores lose less to cancellation far from the origin
-    A, Q = A - centre, Q - centre
-    sq = (A * A).sum(1)
+    n, d = A.shape
+    rows = max(1, min(chunk_size, (1 << 22) // max(1, n * d)))
     idx, dist = [], []
-    for start in range(0, Q.shape[0], chunk_size):  # blocks bound memory; not a per-sample loop
-        q = Q[start : start + chunk_size]
-        score = torch.addmm(sq, q, A.T, alpha=-2.0)
+    for start in range(0, Q.shape[0], rows):  # blocks bound memory; not a per-sample loop
+        q = Q[start : start + rows]
+        d2 = (q.unsqueeze(1) - A.unsqueeze(0)).square_().sum(-1)  # (rows, n)
         if self_index is not None:
-            score[torch.arange(score.shape[0]), self_index[start : start + chunk_size]] = float(
-                "inf"
-            )
-        cols = torch.arange(score.shape[1], device=score.device).expand_as(score)
-        i = _first_k(score, cols, k)[1]  # equal scores: the lower index first
+            d2[torch.arange(d2.shape[0]), self_index[start : start + rows]] = float("inf")
+        cols = torch.arange(n, device=d2.device).expand_as(d2)
+        dd, i = _first_k(d2, cols, k)
         idx.append(i)
-        if return_distance:
-            dist.append(((A[i] - q.unsqueeze(1)) ** 2).sum(-1))
-    d2 = torch.cat(dist) if return_distance else None
-    return _result(torch.cat(idx), d2, return_distance, squared)
+        dist.append(dd)
+    return _result(torch.cat(idx), torch.cat(dist), return_distance, squared)
 
 
 def kneighbors(
@@ -342,6 +342,11 @@ class NeighborIndex:
         bits = raw.view(self.bits).view(r, g, Gt)
         Sv = raw.view(r, g, Gt)  # group j of the tile: columns j, j + Gt, j + 2·Gt, ...
         best = torch.full((r, kk), float("inf"), device=dev)
+        # super-groups: at most _MERGE groups, and at least 8·kk super-groups in all, or the
+        # bound would come from far points (fewer than kk super-groups leave it infinite)
+        merge = _MERGE
+        while merge > 1 and self.T * (Gt // merge) < 8 * kk:
+            merge //= 2
         kept = []
         for t in range(self.T):  # column tiles: each score tile is reduced while in cache
             torch.mm(qh, self.B[t], out=raw)
@@ -350,8 +355,8 @@ class NeighborIndex:
             # the filter below anyway (the limit is > 0: every upper bound is >= E > 0)
             gmin = bits.amin(1).view(self.dtype).float()
             Et = E[:, t : t + 1]
-            # the upper bound needs kk distinct points: minima of super-groups of _MERGE groups
-            coarse = gmin.view(r, Gt // _MERGE, _MERGE).amin(2)
+            # the upper bound needs kk distinct points: minima of super-groups of `merge` groups
+            coarse = gmin.view(r, Gt // merge, merge).amin(2)
             both = torch.cat([best, coarse.clamp_min(0) * up + Et], 1)
             best = torch.topk(both, kk, dim=1, largest=False, sorted=False).values
             # a group may hold a neighbour only if its lower bound is under the upper bound
@@ -423,8 +428,14 @@ def over_row_ranges(search, m: int, rows: int) -> list:
     process-wide, so torch work in other Python threads runs single-threaded meanwhile).
     """
     threads = torch.get_num_threads()
-    if threads == 1 or m <= rows:
+    if threads == 1:
         return search(0, m)
+    if m <= rows:  # one block: small ops, which torch's thread pool only slows down
+        torch.set_num_threads(1)
+        try:
+            return search(0, m)
+        finally:
+            torch.set_num_threads(threads)
     per = -(-m // threads)
     per = -(-per // rows) * rows  # whole blocks per worker
     ranges = [(lo, min(lo + per, m)) for lo in range(0, m, per)]
