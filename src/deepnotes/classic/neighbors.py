@@ -342,10 +342,10 @@ class NeighborIndex:
         bits = raw.view(self.bits).view(r, g, Gt)
         Sv = raw.view(r, g, Gt)  # group j of the tile: columns j, j + Gt, j + 2·Gt, ...
         best = torch.full((r, kk), float("inf"), device=dev)
-        # super-groups: at most _MERGE groups, and at least 8·kk super-groups in all, or the
+        # super-groups: at most _MERGE groups, and at least 2·kk super-groups in all, or the
         # bound would come from far points (fewer than kk super-groups leave it infinite)
         merge = _MERGE
-        while merge > 1 and self.T * (Gt // merge) < 8 * kk:
+        while merge > 1 and self.T * (Gt // merge) < 2 * kk:
             merge //= 2
         kept = []
         for t in range(self.T):  # column tiles: each score tile is reduced while in cache
