@@ -148,6 +148,16 @@ def test_small_fitted_sets_keep_the_candidate_lists_short(n, k, monkeypatch):
     assert torch.equal(ours, kneighbors_exact(A[:200], A, k))
 
 
+@pytest.mark.parametrize("precision", ["bf16", "f32"])
+def test_queries_far_outside_the_fitted_set(precision):
+    """Scores overflowing the filter type (queries 1e20 away) still give the exact answer."""
+    g = torch.Generator().manual_seed(9)
+    A = torch.randn(700, 4, generator=g, dtype=torch.float64)
+    scale = torch.tensor([1.0, 1e3, 1e20, 1e-3]).repeat_interleave(torch.tensor([10, 10, 5, 5]))
+    Q = torch.randn(30, 4, generator=g, dtype=torch.float64) * scale[:, None]
+    assert torch.equal(kneighbors(Q, A, 4, precision=precision), kneighbors_exact(Q, A, 4))
+
+
 def test_index_is_reusable_and_matches_the_function():
     g = torch.Generator().manual_seed(2)
     A = torch.randn(1500, 6, generator=g, dtype=torch.float64)

@@ -42,6 +42,7 @@ candidates.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from concurrent.futures import ThreadPoolExecutor
@@ -52,7 +53,7 @@ from deepnotes.core.checks import check_choice, check_int
 
 _ROWS = 512  # query rows per block at the full tile width
 _SCORES = 2 << 20  # scores per tile: narrower tiles take more rows (up to 4 x _ROWS)
-_TILE = 4096  # target columns per tile: a 256 x 4096 score tile stays in cache
+_TILE = 4096  # target columns per tile: a 512 x 4096 bfloat16 score tile (4 MB) stays in cache
 _GROUP = 16  # columns per strided group (one group minimum each)
 _MERGE = 32  # groups per super-group in the running upper bound
 _PRECISIONS = ("auto", "bf16", "f32", "f64")
@@ -94,7 +95,24 @@ def _resolve(precision: str, device: torch.device) -> str:
     check_choice("precision", precision, _PRECISIONS)
     if precision != "auto":
         return precision
-    return "bf16" if device.type == "cuda" or native_bf16() else "f32"
+    if device.type != "cpu":  # GPUs run float64 products fast, and may reduce in lower precision
+        return "f64"
+    return "bf16" if native_bf16() else "f32"
+
+
+@contextlib.contextmanager
+def _float32_accumulation(device: torch.device):
+    """On CUDA, no TF32 and no reduced-precision reductions while the block runs (restored)."""
+    if device.type != "cuda":
+        yield
+        return
+    m = torch.backends.cuda.matmul
+    saved = (m.allow_tf32, m.allow_bf16_reduced_precision_reduction)
+    m.allow_tf32, m.allow_bf16_reduced_precision_reduction = False, False
+    try:
+        yield
+    finally:
+        m.allow_tf32, m.allow_bf16_reduced_precision_reduction = saved
 
 
 def _finite(X: torch.Tensor) -> bool:
@@ -203,8 +221,10 @@ def kneighbors(
         Return squared distances.
     precision : {"auto", "bf16", "f32", "f64"}
         Type of the filtering product: ``"auto"`` picks bfloat16 where the hardware multiplies it
-        natively (about 3x faster than float32 there), else float32; ``"f64"`` runs
-        :func:`kneighbors_exact`. Every choice returns the same neighbours.
+        natively (about 3x faster than float32 there), else float32; on a GPU it picks
+        ``"f64"``, which runs :func:`kneighbors_exact`. Every choice returns the same neighbours
+        (on a GPU, ``"bf16"``/``"f32"`` turn off TF32 and reduced-precision reductions for the
+        call: the error bound assumes float32 accumulation).
 
     Returns
     -------
@@ -270,7 +290,7 @@ class NeighborIndex:
         rows = torch.zeros(n_pad, d + 2, dtype=dtype, device=A64.device)
         rows[:n, :d] = Ac[self.order] * self.scale
         rows[:n, d] = sq
-        rows[n:, d] = 1e30  # padding columns score far above any threshold
+        rows[n:, d] = float("inf")  # padding columns score +inf: never a bound nor a candidate
         rows[:, d + 1] = 1.0
         self.B = rows.view(self.T, self.W, d + 2).transpose(1, 2).contiguous()  # (T, d + 2, W)
         # non-negative floats order like their bit patterns read as integers, and integer
@@ -313,7 +333,8 @@ class NeighborIndex:
                 for s in range(lo, hi, rows)  # blocks bound memory; not a per-sample loop
             ]
 
-        parts = over_row_ranges(search, Q64.shape[0], rows)
+        with _float32_accumulation(Q64.device):
+            parts = over_row_ranges(search, Q64.shape[0], rows)
         d2 = torch.cat([p[0] for p in parts])
         idx = torch.cat([p[1] for p in parts])
         short = (idx < 0).any(1).nonzero().flatten()
