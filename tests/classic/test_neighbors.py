@@ -78,16 +78,17 @@ def test_hard_data_equals_the_float64_search(precision, name, A):
     assert torch.equal(ours, ref), name
 
 
+@pytest.mark.parametrize("k", [1, 9])
 @pytest.mark.parametrize("precision", PRECISIONS)
-def test_exact_ties_go_to_the_lower_index(precision):
+def test_exact_ties_go_to_the_lower_index(precision, k):
     g = torch.Generator().manual_seed(0)
     A = torch.randint(0, 3, (600, 2), generator=g).to(torch.float64)  # many duplicates
     Q = torch.randint(0, 3, (50, 2), generator=g).to(torch.float64)
-    d, i = kneighbors(Q, A, 9, return_distance=True, squared=True, precision=precision)
+    d, i = kneighbors(Q, A, k, return_distance=True, squared=True, precision=precision)
     # reference rule: sort candidates by (distance, index)
     full = ((A.unsqueeze(0) - Q.unsqueeze(1)) ** 2).sum(-1)
     key = full * 10_000 + torch.arange(600, dtype=torch.float64)
-    ref = torch.argsort(key, dim=1)[:, :9]
+    ref = torch.argsort(key, dim=1)[:, :k]
     assert torch.equal(i, ref)
     assert torch.equal(d, full.gather(1, ref))
 

@@ -403,6 +403,10 @@ class NeighborIndex:
             ok &= cc != take(own, 0, row)
         ok = ok.nonzero().flatten()
         row, cc = take(row, 0, ok), take(cc, 0, ok)
+        if k == 1:  # the nearest: two row-wise minima, no grouping by row needed
+            cc = take(self.order, 0, cc)
+            d2 = (take(self.A64, 0, cc) - take(q64, 0, row)).square_().sum(1)
+            return _nearest(row, cc, d2, r)
         o = torch.argsort(row, stable=True)  # a few candidates per row: cheap to group by row
         row, cc = take(row, 0, o), take(self.order, 0, take(cc, 0, o))
         d2 = (take(self.A64, 0, cc) - take(q64, 0, row)).square_().sum(1)
@@ -418,6 +422,19 @@ class NeighborIndex:
         dist, idx = _first_k(D, ids, k)
         idx[per_row < k] = -1
         return dist, idx
+
+
+def _nearest(row, cc, d2, r):
+    """Per row, the smallest ``d2`` and, among equal ones, the smallest ``cc``: ``(r, 1)`` each
+    (``inf`` / ``-1`` for a row without candidates)."""
+    best = torch.full((r,), float("inf"), dtype=d2.dtype, device=d2.device)
+    best.scatter_reduce_(0, row, d2, reduce="amin")
+    at_min = (d2 == best.index_select(0, row)).nonzero().flatten()
+    big = torch.iinfo(torch.int64).max
+    idx = torch.full((r,), big, dtype=torch.int64, device=d2.device)
+    idx.scatter_reduce_(0, row.index_select(0, at_min), cc.index_select(0, at_min), reduce="amin")
+    idx[idx == big] = -1
+    return best.unsqueeze(1), idx.unsqueeze(1)
 
 
 def _first_k(D: torch.Tensor, ids: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
