@@ -275,3 +275,14 @@ def test_kneighbors_threaded_ranges_equal_one_thread_and_restore_the_setting():
     assert torch.equal(one, many)
     ref = NearestNeighbors(n_neighbors=7).fit(A.numpy()).kneighbors(A.numpy())[1][:, 1:]
     assert torch.equal(many, torch.from_numpy(ref))
+
+
+def test_kmeans_pp_seeds_far_from_the_origin_follow_the_same_law():
+    # the seeding works on centred data: an offset of 1e4 must not change the draws
+    from deepnotes.imbalance._kmeans import kmeans_pp_plain
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(500, 3, generator=g, dtype=torch.float64)
+    near = kmeans_pp_plain(X, 20, np.random.RandomState(1))
+    far = kmeans_pp_plain(X + 1e4, 20, np.random.RandomState(1))
+    torch.testing.assert_close(far - 1e4, near, rtol=0, atol=1e-9)  # the same points drawn

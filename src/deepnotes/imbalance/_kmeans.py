@@ -35,28 +35,29 @@ def kmeans_pp_plain(X: torch.Tensor, k: int, rng: np.random.RandomState) -> torc
     the matrix-vector product.
     """
     A = X.numpy() if X.dtype == torch.float64 else X.to(torch.float64).numpy()
+    A = A - A.mean(0)  # distances do not change; float32 products lose little once centred
     n = A.shape[0]
     a_sq = np.einsum("ij,ij->i", A, A)
     u = rng.uniform(size=k)  # one draw per step, taken up front
     chosen = np.empty(k, dtype=np.int64)
     chosen[0] = rng.randint(n)
     n_blocks = -(-n // _BLOCK)
-    closest = np.zeros(n_blocks * _BLOCK)  # padded with zero mass
+    # squared distances in float32 (half the memory traffic of every pass over the points; the
+    # data are centred, and the draw needs the weights to a relative 1e-6 or so)
+    A32, a_sq32 = A.astype(np.float32), a_sq.astype(np.float32)
+    closest = np.zeros(n_blocks * _BLOCK, dtype=np.float32)  # padded with zero mass
     dist = closest[:n]
-    np.maximum(a_sq - 2.0 * (A @ A[chosen[0]]) + a_sq[chosen[0]], 0.0, out=dist)
+    np.maximum(a_sq - 2.0 * (A @ A[chosen[0]]) + a_sq[chosen[0]], 0.0, out=dist, casting="unsafe")
     blocks = closest.reshape(n_blocks, _BLOCK)
-    new = np.empty(n)
-    # the products in float32: half the memory traffic of the step's one matrix-vector product;
-    # the draw only needs the weights to a relative 1e-6 or so
-    A32, new32 = A.astype(np.float32), np.empty(n, dtype=np.float32)
+    new = np.empty(n, dtype=np.float32)
     for step in range(1, k):  # sequential by definition: each draw depends on the last centre
-        nxt = _draw(closest, blocks.sum(1), u[step], n)
+        nxt = _draw(closest, blocks.sum(1, dtype=np.float64), u[step], n)
         if nxt < 0:  # fewer distinct points than k: take any point not chosen yet
             nxt = int(np.setdiff1d(np.arange(n), chosen[:step])[0])
         chosen[step] = nxt
-        np.matmul(A32, -2.0 * A32[nxt], out=new32)  # ‖x‖² − 2x·c + ‖c‖², in place
-        np.add(new32, a_sq, out=new)
-        new += a_sq[nxt]
+        np.matmul(A32, -2.0 * A32[nxt], out=new)  # ‖x‖² − 2x·c + ‖c‖², in place
+        new += a_sq32
+        new += a_sq32[nxt]
         np.maximum(new, 0.0, out=new)
         np.minimum(dist, new, out=dist)
     return X[torch.from_numpy(chosen)].to(torch.float64).clone()
@@ -69,10 +70,11 @@ def _draw(closest: np.ndarray, sums: np.ndarray, u: float, n: int) -> int:
         return -1
     target = u * cs[-1]
     b = min(int(np.searchsorted(cs, target, side="right")), len(sums) - 1)
-    inner = np.cumsum(closest[b * _BLOCK : (b + 1) * _BLOCK]) + (cs[b - 1] if b else 0.0)
+    inner = np.cumsum(closest[b * _BLOCK : (b + 1) * _BLOCK], dtype=np.float64)
+    inner += cs[b - 1] if b else 0.0
     i = b * _BLOCK + min(int(np.searchsorted(inner, target, side="right")), _BLOCK - 1)
     if i >= n or closest[i] <= 0:  # rounding put the target on a zero-mass point: full walk
-        cdf = np.cumsum(closest[:n])
+        cdf = np.cumsum(closest[:n], dtype=np.float64)
         i = min(int(np.searchsorted(cdf, u * cdf[-1], side="right")), n - 1)
     return i
 
