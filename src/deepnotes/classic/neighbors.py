@@ -378,22 +378,31 @@ class NeighborIndex:
             Et = E[:, t : t + 1]
             # the upper bound needs kk distinct points: minima of super-groups of `merge` groups
             coarse = gmin.view(r, Gt // merge, merge).amin(2)
-            both = torch.cat([best, coarse.clamp_min(0) * up + Et], 1)
-            best = torch.topk(both, kk, dim=1, largest=False, sorted=False).values
+            bound = coarse.clamp_min_(0).mul_(up).add_(Et)
+            if kk == 1:
+                best = torch.minimum(best, bound.amin(1, keepdim=True))
+            else:
+                both = torch.cat([best, bound], 1)
+                best = torch.topk(both, kk, dim=1, largest=False, sorted=False).values
             # a group may hold a neighbour only if its lower bound is under the upper bound
             pr, pj = (gmin <= (best.amax(1, keepdim=True) + Et) * down).nonzero(as_tuple=True)
             gm = gmin.view(-1).index_select(0, pr * Gt + pj)
             kept.append((Sv[pr, :, pj].float(), gm, pr, pj, t))
         tau = best.amax(1)  # final upper bound of the k-th score: the tightest
         take = torch.Tensor.index_select  # 1-d gathers: about 2x faster than indexing
-        pr = torch.cat([p for _, _, p, _, _ in kept])
-        pt = torch.cat([torch.full_like(p, t) for _, _, p, _, t in kept])
-        lim = (take(tau, 0, pr) + take(E.view(-1), 0, pr * self.T + pt)) * down
-        # groups kept under an earlier, looser bound and now out of reach are dropped first
-        live = (torch.cat([gm for _, gm, *_ in kept]) <= lim).nonzero().flatten()
-        vals = take(torch.cat([v for v, *_ in kept]), 0, live)  # (groups, g) member scores
-        pr, pt, lim = take(pr, 0, live), take(pt, 0, live), take(lim, 0, live)
-        pj = take(torch.cat([j for _, _, _, j, _ in kept]), 0, live)
+        if self.T == 1:  # one tile: its groups were chosen with the final bound already
+            vals, _, pr, pj, _ = kept[0]
+            pt = torch.zeros_like(pr)
+            lim = (take(tau, 0, pr) + take(E[:, 0], 0, pr)) * down
+        else:
+            pr = torch.cat([p for _, _, p, _, _ in kept])
+            pt = torch.cat([torch.full_like(p, t) for _, _, p, _, t in kept])
+            lim = (take(tau, 0, pr) + take(E.view(-1), 0, pr * self.T + pt)) * down
+            # groups kept under an earlier, looser bound and now out of reach are dropped first
+            live = (torch.cat([gm for _, gm, *_ in kept]) <= lim).nonzero().flatten()
+            vals = take(torch.cat([v for v, *_ in kept]), 0, live)  # (groups, g) member scores
+            pr, pt, lim = take(pr, 0, live), take(pt, 0, live), take(lim, 0, live)
+            pj = take(torch.cat([j for _, _, _, j, _ in kept]), 0, live)
         # members whose lower bound s̃ − E is under the row's upper bound
         i, m = (vals <= lim.unsqueeze(1)).nonzero(as_tuple=True)
         row = take(pr, 0, i)
