@@ -45,6 +45,7 @@ def kmeans_pp_plain(X: torch.Tensor, k: int, rng: np.random.RandomState) -> torc
     # squared distances in float32 (half the memory traffic of every pass over the points; the
     # data are centred, and the draw needs the weights to a relative 1e-6 or so)
     A32, a_sq32 = A.astype(np.float32), a_sq.astype(np.float32)
+    At32 = np.ascontiguousarray(A32.T)  # vector-matrix on the transpose: 1.5x faster here
     closest = np.zeros(n_blocks * _BLOCK, dtype=np.float32)  # padded with zero mass
     dist = closest[:n]
     np.maximum(a_sq - 2.0 * (A @ A[chosen[0]]) + a_sq[chosen[0]], 0.0, out=dist, casting="unsafe")
@@ -55,7 +56,7 @@ def kmeans_pp_plain(X: torch.Tensor, k: int, rng: np.random.RandomState) -> torc
         if nxt < 0:  # fewer distinct points than k: take any point not chosen yet
             nxt = int(np.setdiff1d(np.arange(n), chosen[:step])[0])
         chosen[step] = nxt
-        np.matmul(A32, -2.0 * A32[nxt], out=new)  # ‖x‖² − 2x·c + ‖c‖², in place
+        np.matmul(-2.0 * A32[nxt], At32, out=new)  # ‖x‖² − 2x·c + ‖c‖², in place
         new += a_sq32
         new += a_sq32[nxt]
         np.maximum(new, 0.0, out=new)
