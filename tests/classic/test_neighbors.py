@@ -233,3 +233,15 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match="X_fit"):
         NeighborIndex(torch.randn(0, 3))
     assert isinstance(native_bf16(), bool)
+
+
+def test_the_kept_thread_pool_is_rebuilt_in_a_forked_child():
+    import multiprocessing as mp
+
+    neighbors._pool(1).submit(int).result()  # the parent's pool exists and has a thread
+    with mp.get_context("fork").Pool(1) as pool:  # the child gets the object, not the threads
+        assert pool.apply(_use_pool_in_child) == 42
+
+
+def _use_pool_in_child():
+    return neighbors._pool(1).submit(int, "42").result(timeout=20)

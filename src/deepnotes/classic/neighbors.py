@@ -45,6 +45,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -486,14 +487,30 @@ def over_row_ranges(search, m: int, rows: int) -> list:
     per = -(-m // threads)
     per = -(-per // rows) * rows  # whole blocks per worker
     ranges = [(lo, min(lo + per, m)) for lo in range(0, m, per)]
-
-    def work(r: tuple[int, int]) -> list:
-        return search(*r)
-
     torch.set_num_threads(1)  # the workers' ops must not fan out again
     try:
-        with ThreadPoolExecutor(len(ranges)) as pool:
-            parts = list(pool.map(work, ranges))
+        # the calling thread takes the first range; kept threads take the others (starting
+        # threads per call cost milliseconds: a new thread waits for the GIL to report in)
+        futures = [_pool(len(ranges) - 1).submit(search, *r) for r in ranges[1:]]
+        parts = [search(*ranges[0])] + [f.result() for f in futures]
     finally:
         torch.set_num_threads(threads)
     return [t for part in parts for t in part]
+
+
+_POOL: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, size, pool)
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """A process-wide pool with at least ``workers`` threads (grown on demand, never shrunk).
+
+    A forked child (a data-loader worker, say) does not inherit the threads, so it builds its own.
+    """
+    global _POOL
+    pid = os.getpid()
+    if _POOL is None or _POOL[0] != pid or _POOL[1] < workers:
+        if _POOL is not None and _POOL[0] == pid:
+            _POOL[2].shutdown(wait=False)
+        size = max(1, workers)
+        _POOL = (pid, size, ThreadPoolExecutor(size, thread_name_prefix="deepnotes-knn"))
+    return _POOL[2]
