@@ -194,7 +194,9 @@ def test_rows_short_of_candidates_are_redone_exactly(monkeypatch):
     torch.testing.assert_close(d, d_ref, rtol=1e-12, atol=0)
 
 
-def test_threaded_ranges_equal_one_thread_and_restore_the_setting():
+@pytest.mark.parametrize("split", [1, 100])  # row ranges on Python threads / torch's threads
+def test_threaded_ranges_equal_one_thread_and_restore_the_setting(split, monkeypatch):
+    monkeypatch.setattr(neighbors, "_SPLIT_TILES", split)
     g = torch.Generator().manual_seed(3)
     A = torch.randn(3000, 5, generator=g, dtype=torch.float64)
     before = torch.get_num_threads()
@@ -245,3 +247,32 @@ def test_the_kept_thread_pool_is_rebuilt_in_a_forked_child():
 
 def _use_pool_in_child():
     return neighbors._pool(1).submit(int, "42").result(timeout=20)
+
+
+def test_a_search_leaves_torch_parallel_work_as_fast_as_before(monkeypatch):
+    """A kept worker thread that ran torch ops with its default OpenMP setting made every later
+    parallel op of the main thread about 2x slower; the workers now pin their own setting."""
+    monkeypatch.setattr(neighbors, "_SPLIT_TILES", 1)  # the row ranges run on the kept pool
+    import statistics
+    import time
+
+    before_threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        from deepnotes.classic import KMeans
+
+        x = torch.randn(100_000, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+        def workload() -> float:  # K-means: many short parallel ops in a row
+            t0 = time.perf_counter()
+            KMeans(10, init=x[:10], max_iter=20, tol=0.0).fit(x)
+            return time.perf_counter() - t0
+
+        before = statistics.median(workload() for _ in range(5))
+        g = torch.Generator().manual_seed(6)
+        A = torch.randn(20_000, 8, generator=g, dtype=torch.float64)
+        kneighbors(A, A, 3, self_index=torch.arange(20_000), precision="bf16")
+        after = statistics.median(workload() for _ in range(5))
+    finally:
+        torch.set_num_threads(before_threads)
+    assert after < 1.5 * before, (before, after)
