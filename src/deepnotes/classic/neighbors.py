@@ -339,7 +339,7 @@ class NeighborIndex:
             ]
 
         with _float32_accumulation(Q64.device):
-            if self.T <= _SPLIT_TILES:  # short blocks: torch's own threads split each op
+            if self.T < _SPLIT_TILES:  # short blocks: torch's own threads split each op
                 parts = search(0, Q64.shape[0])
             else:  # long blocks: one range of blocks per thread
                 parts = over_row_ranges(search, Q64.shape[0], rows)
