@@ -35,8 +35,9 @@ When the queries are rows of the fitted set (``self_index`` given), each query's
 excluded explicitly instead of relying on it coming out first with distance 0 — with exact
 duplicates scikit-learn may list the duplicate before the point itself; we always drop the point.
 
-Row blocks run on the torch threads one contiguous range per thread (:func:`over_row_ranges`).
-Memory: one score tile of about two million values (4 MB in bfloat16) per thread, plus the
+Threads: with five column tiles or more (fitted sets above about 20,000 rows), each torch thread
+takes one contiguous range of row blocks (:func:`over_row_ranges`); below that, blocks are short
+and each op runs on torch's threads, which measured faster on an idle machine. Memory: one score tile of about two million values (4 MB in bfloat16) per thread, plus the
 candidates.
 """
 
