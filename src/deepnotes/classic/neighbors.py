@@ -37,7 +37,9 @@ duplicates scikit-learn may list the duplicate before the point itself; we alway
 
 Threads: with five column tiles or more (fitted sets above about 20,000 rows), each torch thread
 takes one contiguous range of row blocks (:func:`over_row_ranges`); below that, blocks are short
-and each op runs on torch's threads, which measured faster on an idle machine. Memory: one score tile of about two million values (4 MB in bfloat16) per thread, plus the
+and each op runs on torch's threads, which measured faster on an idle machine.
+
+Memory: one score tile of about two million values (4 MB in bfloat16) per thread, plus the
 candidates.
 """
 
