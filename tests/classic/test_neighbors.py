@@ -96,7 +96,7 @@ def test_exact_ties_go_to_the_lower_index(precision, k):
 def test_the_error_bound_holds_on_the_actual_products():
     """‖q − b‖² lies in [s̃/(1 + v) − E, max(s̃, 0)/(1 − v) + E] for the folded products of the search."""
     g = torch.Generator().manual_seed(1)
-    for dtype in (torch.bfloat16, torch.float32):
+    for dtype in (torch.bfloat16, torch.float32, torch.float64):
         for d in (1, 7, 64, 300):
             Q = torch.randn(200, d, generator=g, dtype=torch.float64)
             B = torch.randn(500, d, generator=g, dtype=torch.float64)
@@ -157,6 +157,26 @@ def test_queries_far_outside_the_fitted_set(precision):
     scale = torch.tensor([1.0, 1e3, 1e20, 1e-3]).repeat_interleave(torch.tensor([10, 10, 5, 5]))
     Q = torch.randn(30, 4, generator=g, dtype=torch.float64) * scale[:, None]
     assert torch.equal(kneighbors(Q, A, 4, precision=precision), kneighbors_exact(Q, A, 4))
+
+
+@pytest.mark.parametrize("shape,spread", [((6000, 20), 1e-3), ((1500, 784), 1.0)])
+def test_blocks_too_close_for_bfloat16_are_redone_in_float32(shape, spread, monkeypatch):
+    """Tight clusters far from the mean, or hundreds of dimensions: bfloat16's error bound lets
+    most points through, so those blocks go to a float32 index; same answer, no blow-up."""
+    calls = []
+    real = NeighborIndex._finer_index
+
+    def spy(self):
+        calls.append(self.mode)
+        return real(self)
+
+    monkeypatch.setattr(NeighborIndex, "_finer_index", spy)
+    g = torch.Generator().manual_seed(shape[1])
+    centres = torch.randint(0, 50, (shape[0], 1), generator=g).to(torch.float64) * (spread < 1)
+    A = torch.randn(*shape, generator=g, dtype=torch.float64) * spread + centres
+    ours = kneighbors(A[:300], A, 5, self_index=torch.arange(300), precision="bf16")
+    assert calls and set(calls) == {"bf16"}
+    assert torch.equal(ours, kneighbors_exact(A[:300], A, 5, self_index=torch.arange(300)))
 
 
 def test_index_is_reusable_and_matches_the_function():

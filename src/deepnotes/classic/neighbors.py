@@ -65,6 +65,7 @@ _PRECISIONS = ("auto", "bf16", "f32", "f64")
 # runs on torch's threads (fit 2,034 / 10,000 / 100,000 rows: 12 vs 18 ms, 16 vs 20 ms,
 # 256 vs 237 ms on 2 cores)
 _SPLIT_TILES = 5
+_HARD = -2  # index marking the rows of a block handed on to a finer type
 
 
 @functools.cache
@@ -82,8 +83,8 @@ def score_bounds(dtype: torch.dtype, d: int) -> tuple[float, float, float]:
     """Error constants ``(a, b, v)`` of the folded product of the search, for ``d`` features.
 
     The product ``p`` of ``[−2q, 1, ‖q‖²] · [b, ‖b‖², 1]`` (``d + 2`` terms) computed from inputs
-    rounded to ``dtype`` (unit round-off ``u``: ``2⁻⁸`` for bfloat16, ``2⁻²⁴`` for float32) with
-    float32 accumulation satisfies ``|p − ‖q − b‖²| <= a·‖q‖‖b‖ + b·(‖q‖² + ‖b‖²)``:
+    rounded to ``dtype`` (unit round-off ``u``: ``2⁻⁸`` for bfloat16, ``2⁻²⁴`` for float32, ``2⁻⁵³``
+    for float64) with float32 accumulation (float64 for float64) satisfies ``|p − ‖q − b‖²| <= a·‖q‖‖b‖ + b·(‖q‖² + ‖b‖²)``:
 
     * input rounding: ``(2u + u²)·2‖q‖‖b‖`` for the products (Cauchy–Schwarz), ``u`` of each norm;
     * float32 accumulation (and the rounding of float32 products): ``γ = (d + 3)·2⁻²⁴`` of the
@@ -92,8 +93,9 @@ def score_bounds(dtype: torch.dtype, d: int) -> tuple[float, float, float]:
     The stored score is ``s̃ = p·(1 + δ)`` with ``|δ| <= v`` (``v = u`` when the result is
     rounded to bfloat16, 0 for a float32 result). 1 % on top covers the float64 bookkeeping.
     """
-    u = 2.0**-8 if dtype == torch.bfloat16 else 2.0**-24
-    gamma = (d + 3) * 2.0**-24 * (1 + u) ** 2
+    u = {torch.bfloat16: 2.0**-8, torch.float32: 2.0**-24, torch.float64: 2.0**-53}[dtype]
+    acc = 2.0**-53 if dtype == torch.float64 else 2.0**-24  # float64 products accumulate in float64
+    gamma = (d + 3) * acc * (1 + u) ** 2
     cross = 1.01 * (2 * (2 * u + u * u) + 2 * gamma)
     square = 1.01 * (u + gamma)
     return cross, square, (u if dtype == torch.bfloat16 else 0.0)
@@ -230,9 +232,11 @@ def kneighbors(
     precision : {"auto", "bf16", "f32", "f64"}
         Type of the filtering product: ``"auto"`` picks bfloat16 where the hardware multiplies it
         natively (about 3x faster than float32 there), else float32; on a GPU it picks
-        ``"f64"``, which runs :func:`kneighbors_exact`. Every choice returns the same neighbours
-        (on a GPU, ``"bf16"``/``"f32"`` turn off TF32 and reduced-precision reductions for the
-        call: the error bound assumes float32 accumulation).
+        ``"f64"``. Blocks of queries whose neighbours sit too close for bfloat16's error bound
+        (tight clusters far from the mean, hundreds of dimensions) are redone in float32.
+        Every choice returns the same neighbours (on a GPU, ``"bf16"``/``"f32"`` turn off TF32
+        and reduced-precision reductions for the call: the error bound assumes float32
+        accumulation).
 
     Returns
     -------
@@ -266,12 +270,11 @@ class NeighborIndex:
             raise ValueError("X_fit contains NaN or infinite values")
         self.X_fit = X_fit
         self.mode = _resolve(precision, X_fit.device)
-        if self.mode == "f64":
-            return
-        dtype = torch.bfloat16 if self.mode == "bf16" else torch.float32
+        self._finer: NeighborIndex | None = None
+        dtype = {"bf16": torch.bfloat16, "f32": torch.float32, "f64": torch.float64}[self.mode]
         A64 = X_fit.to(torch.float64)
         n, d = A64.shape
-        self.A64, self.n, self.dtype = A64, n, dtype
+        self.A64, self.n, self.d, self.dtype = A64, n, d, dtype
         self.centre = A64.mean(0)
         Ac = A64 - self.centre
         sq = (Ac * Ac).sum(1)
@@ -303,7 +306,7 @@ class NeighborIndex:
         self.B = rows.view(self.T, self.W, d + 2).transpose(1, 2).contiguous()  # (T, d + 2, W)
         # non-negative floats order like their bit patterns read as integers, and integer
         # minima are 3-7x faster than float ones (bfloat16 ones are converted first)
-        self.bits = torch.int16 if dtype == torch.bfloat16 else torch.int32
+        self.bits = {torch.bfloat16: torch.int16, torch.float32: torch.int32}.get(dtype, torch.int64)
         last = torch.clamp(torch.arange(1, self.T + 1) * self.W, max=n) - 1
         self.R = sq[last.to(sq.device)].sqrt()  # largest norm of each tile (rows sorted by norm)
         self.cross, self.square, self.v = score_bounds(dtype, d)
@@ -320,11 +323,6 @@ class NeighborIndex:
     ):
         """The ``n_neighbors`` nearest fitted rows of every row of ``X_query``; see :func:`kneighbors`."""
         k = _check(X_query, self.X_fit, n_neighbors, self_index, chunk_size)
-        if self.mode == "f64":
-            return kneighbors_exact(
-                X_query, self.X_fit, k, self_index=self_index, chunk_size=chunk_size,
-                return_distance=return_distance, squared=squared,
-            )
         Q64 = X_query.to(torch.float64)
         Qs = torch.sub(Q64, self.centre).mul_(self.scale)
         own = None if self_index is None else self.position[self_index.to(torch.int64)]
@@ -348,6 +346,13 @@ class NeighborIndex:
                 parts = over_row_ranges(search, Q64.shape[0], rows)
         d2 = torch.cat([p[0] for p in parts])
         idx = torch.cat([p[1] for p in parts])
+        hard = (idx[:, 0] == _HARD).nonzero().flatten()
+        if len(hard):  # neighbours too close for this type's error bound: a finer type
+            d_h, i_h = self._finer_index().query(
+                X_query[hard], k, self_index=None if self_index is None else self_index[hard],
+                chunk_size=chunk_size, return_distance=True, squared=True,
+            )
+            d2[hard], idx[hard] = d_h, i_h
         short = (idx < 0).any(1).nonzero().flatten()
         if len(short):  # not reachable if the error bound holds; kept so a result is never wrong
             d_e, i_e = kneighbors_exact(
@@ -357,6 +362,12 @@ class NeighborIndex:
             )
             d2[short], idx[short] = d_e, i_e
         return _result(idx, d2, return_distance, squared)
+
+    def _finer_index(self) -> NeighborIndex:
+        """The same fitted set with float32 products (only bfloat16 blocks are handed on)."""
+        if self._finer is None:
+            self._finer = NeighborIndex(self.X_fit, precision="f32")
+        return self._finer
 
     def block(self, q64, qs, k, own, buffer):
         """Exact ``(d2, idx)`` of one query block; rows short of ``k`` candidates get ``-1``."""
@@ -379,6 +390,15 @@ class NeighborIndex:
         merge = _MERGE
         while merge > 1 and self.T * (Gt // merge) < 2 * kk:
             merge //= 2
+        # too many candidates for bfloat16's error bound (neighbours very close next to their
+        # norms: tight clusters, many dimensions): the block goes to float32, whose product costs
+        # less than ranking them all exactly. float32 keeps what it gets: its bound is 65,536x
+        # tighter, so many candidates there mean a loose upper bound (low dimensions, where the
+        # group minima lie far from the k-th neighbour), which float64 would not cure
+        refine = self.dtype == torch.bfloat16
+        max_groups = r * (64 + 8 * kk)
+        max_candidates = r * (64 + 4 * kk) * 64 / max(64, self.d + 2)  # exact ranking costs ∝ d
+        n_groups = 0
         kept = []
         for t in range(self.T):  # column tiles: each score tile is reduced while in cache
             torch.mm(qh, self.B[t], out=raw)
@@ -397,6 +417,9 @@ class NeighborIndex:
                 best = torch.topk(both, kk, dim=1, largest=False, sorted=False).values
             # a group may hold a neighbour only if its lower bound is under the upper bound
             pr, pj = (gmin <= (best.amax(1, keepdim=True) + Et) * down).nonzero(as_tuple=True)
+            n_groups += len(pr)
+            if refine and n_groups > max_groups:
+                return _hard(r, k, dev)
             gm = gmin.view(-1).index_select(0, pr * Gt + pj)
             kept.append((Sv[pr, :, pj].float(), gm, pr, pj, t))
         tau = best.amax(1)  # final upper bound of the k-th score: the tightest
@@ -416,6 +439,8 @@ class NeighborIndex:
             pj = take(torch.cat([j for _, _, _, j, _ in kept]), 0, live)
         # members whose lower bound s̃ − E is under the row's upper bound
         i, m = (vals <= lim.unsqueeze(1)).nonzero(as_tuple=True)
+        if refine and len(i) > max_candidates:
+            return _hard(r, k, dev)
         row = take(pr, 0, i)
         cc = take(pt * W + pj, 0, i) + m * Gt  # column in the sorted, padded order
         ok = cc < self.n
@@ -442,6 +467,12 @@ class NeighborIndex:
         dist, idx = _first_k(D, ids, k)
         idx[per_row < k] = -1
         return dist, idx
+
+
+def _hard(r: int, k: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A block handed on to a finer type: every index is ``_HARD``."""
+    return (torch.full((r, k), float("inf"), dtype=torch.float64, device=device),
+            torch.full((r, k), _HARD, dtype=torch.int64, device=device))
 
 
 def _nearest(row, cc, d2, r):
