@@ -42,10 +42,11 @@ and each op runs on torch's threads, which measured faster on an idle machine.
 Memory: one score tile of about two million values (4 MB in bfloat16) per thread, plus the
 candidates.
 
-It is a brute-force search. Measured against ``NearestNeighbors`` (5 neighbours, 2 cores): 0.5x
-its time for 2,000 queries in 10,000 × 64, 0.25–0.4x for the samplers' 20-dimensional sets; 1.7x for
-1,000 queries in 5,000 × 784, 3.7x for tight clusters (20 dimensions); for 5,000 queries in
-200,000 × 3 scikit-learn's k-d tree is 40x faster — in a few dimensions, use a tree.
+It is a brute-force search. Measured against ``NearestNeighbors`` (5 neighbours, 2 cores):
+0.5x its time for 2,000 queries in 10,000 × 64, 0.25–0.4x for the samplers' 20-dimensional
+sets; 1.7x for 1,000 queries in 5,000 × 784, 3.7x for tight clusters in 20 dimensions; for
+5,000 queries in 200,000 × 3, scikit-learn's k-d tree is 40x faster: in a few dimensions, use a
+tree.
 """
 
 from __future__ import annotations
