@@ -2,8 +2,8 @@
 
 Two versions with one contract, both tested against ``sklearn.neighbors.NearestNeighbors``:
 
-* :func:`kneighbors_exact` — the readable one: scores ``‖b‖² − 2 q·b`` (the query's ``‖q‖²`` is
-  constant along a row) in float64, one matrix product and one ``topk`` per block of queries.
+* :func:`kneighbors_exact` — the definition: ``Σ (q − b)²`` in float64 for every pair, the ``k``
+  smallest per query (equal distances: the lower index first).
 * :func:`kneighbors` — the fast one, used by the samplers, K-means and ``KNNClassifier``:
 
   1. centre both sets on the fitted set's mean, scale by a power of two (exact) so that the
@@ -30,6 +30,8 @@ Two versions with one contract, both tested against ``sklearn.neighbors.NearestN
   So the result is the exact float64 search's, not an approximation: the filter only decides
   which points are worth an exact look, and it provably never drops a neighbour. Should a query
   ever end with fewer than ``k`` candidates (it cannot, by the bound), it is redone exactly.
+  A block whose neighbours sit too close for bfloat16's bound (so that most points pass) is
+  redone with float32 products; ``precision="f64"`` runs the filter with float64 products.
 
 When the queries are rows of the fitted set (``self_index`` given), each query's own row is
 excluded explicitly instead of relying on it coming out first with distance 0 — with exact
