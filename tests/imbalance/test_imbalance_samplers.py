@@ -260,23 +260,6 @@ def test_torch_input_gives_torch_output_and_keeps_dtype(sampler):
     assert np.array_equal(Xt.numpy(), Xn) and np.array_equal(yt.numpy(), yn)
 
 
-def test_kneighbors_threaded_ranges_equal_one_thread_and_restore_the_setting():
-    g = torch.Generator().manual_seed(3)
-    A = torch.randn(2000, 5, generator=g, dtype=torch.float64)
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = kneighbors(A, A, 6, self_index=torch.arange(2000))
-        torch.set_num_threads(3)
-        many = kneighbors(A, A, 6, self_index=torch.arange(2000))
-        assert torch.get_num_threads() == 3  # the workers' single-thread setting is undone
-    finally:
-        torch.set_num_threads(before)
-    assert torch.equal(one, many)
-    ref = NearestNeighbors(n_neighbors=7).fit(A.numpy()).kneighbors(A.numpy())[1][:, 1:]
-    assert torch.equal(many, torch.from_numpy(ref))
-
-
 def test_kmeans_pp_seeds_far_from_the_origin_follow_the_same_law():
     # the seeding works on centred data: an offset of 1e4 must not change the draws
     from deepnotes.imbalance._kmeans import kmeans_pp_plain

@@ -24,6 +24,7 @@ import torch
 
 from deepnotes.classic.base import as_labels, as_matrix, check_fitted
 from deepnotes.classic.neighbors import NeighborIndex
+from deepnotes.classic.neighbors import _first_k as neighbor_first_k
 from deepnotes.core.checks import check_choice, check_int
 from deepnotes.core.threads import torch_threads
 
@@ -42,21 +43,14 @@ def pairwise_distances(A: torch.Tensor, B: torch.Tensor, metric: str = "l2", squ
 
 
 def _first_k(vals: torch.Tensor, k: int, cols: torch.Tensor | None = None):
-    """``k`` smallest of each row of ``vals``, ties broken by position (stable), and their columns.
+    """``k`` smallest of each row of ``vals`` and their columns, equal values by smaller column.
 
-    ``topk`` breaks ties arbitrarily, so it takes ``k + 1`` values and the rare rows with two
-    equal values among them are redone with a stable sort. ``cols`` maps positions to columns.
+    ``cols`` maps positions to columns (default: the positions themselves); the tie rule is the
+    neighbour search's (:func:`deepnotes.classic.neighbors._first_k`).
     """
-    if vals.shape[1] <= k:
-        d, j = torch.sort(vals, dim=1, stable=True)
-    else:
-        d, j = torch.topk(vals, k + 1, dim=1, largest=False, sorted=True)
-        tie = (d[:, 1:] == d[:, :-1]).any(1).nonzero().squeeze(1)
-        d, j = d[:, :k], j[:, :k]
-        if len(tie):
-            sd, sj = torch.sort(vals[tie], dim=1, stable=True)
-            d[tie], j[tie] = sd[:, :k], sj[:, :k]
-    return d, (j if cols is None else cols.gather(1, j))
+    if cols is None:
+        cols = torch.arange(vals.shape[1], device=vals.device).expand_as(vals)
+    return neighbor_first_k(vals, cols, k)
 
 
 def smallest_k(S: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
