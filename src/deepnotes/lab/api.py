@@ -2,9 +2,16 @@
 
 A claim is a function ``f(quick: bool, seed: int) -> ClaimResult`` registered with :func:`claim`
 under its TOPICS.md ID. It measures something, states the test in words (what is compared with
-what, and the threshold) and decides whether the notes' statement holds. The decorator also
-records the verdict we *expect*: ``"holds"``, or ``"refuted"`` where our measurements show the
-notes are wrong or overstated (then ``reason`` says why, and the report shows it).
+what, and the threshold) and decides whether the notes' statement holds. The decorator records:
+
+- ``source``: the lines of the notes the claim tests (``"notes 38-40"``) and ``statement``: what
+  those lines say, in our words. A claim tests that statement, not a stronger paraphrase; what an
+  experiment finds beyond it goes into ``ClaimResult.observation``, never into the verdict.
+- ``expected``: the verdict we expect: ``"holds"``; ``"partly"`` (holds under conditions the
+  result's ``details`` name); or ``"refuted"`` where our measurements show the statement is wrong.
+  An expected verdict other than ``"holds"`` carries its ``reason``.
+- ``kind``: ``"experiment"`` (a measurement that could have come out otherwise) or
+  ``"worked example"`` (an arithmetic identity, still computed and checked).
 
 Example
 -------
@@ -24,7 +31,8 @@ from typing import Any
 from deepnotes.core.checks import check_choice
 from deepnotes.core.registry import CLAIMS
 
-VERDICTS = ("holds", "refuted")
+VERDICTS = ("holds", "partly", "refuted")
+KINDS = ("experiment", "worked example")
 _ID = re.compile(r"^\d+[a-z]+$")
 
 
@@ -36,7 +44,11 @@ class ClaimResult:
     test : the comparison in words, with its threshold
     holds : whether the statement of the notes holds on these numbers
     figures : matplotlib figures (embedded in the report, saved as PNG)
-    details : optional extra text for the report
+    details : optional extra text for the report (Markdown)
+    partly : with ``holds=False``, the statement holds under some of the measured conditions
+        (``details`` says which): the verdict is ``"partly"`` instead of ``"refuted"``
+    observation : what the experiment found beyond the notes' statement (reported beside the
+        verdict, never part of it)
     """
 
     measured: dict[str, Any]
@@ -44,10 +56,14 @@ class ClaimResult:
     holds: bool
     figures: list[Any] = field(default_factory=list)
     details: str = ""
+    partly: bool = False
+    observation: str = ""
 
     @property
     def verdict(self) -> str:
-        return "holds" if self.holds else "refuted"
+        if self.holds:
+            return "holds"
+        return "partly" if self.partly else "refuted"
 
 
 @dataclass(frozen=True)
@@ -59,6 +75,9 @@ class Claim:
     reason: str
     topics: tuple[str, ...]
     func: Callable[[bool, int], ClaimResult]
+    source: str = ""
+    statement: str = ""
+    kind: str = "experiment"
 
     def run(self, quick: bool, seed: int) -> ClaimResult:
         result = self.func(quick, seed)
@@ -74,17 +93,26 @@ def claim(
     topics: tuple[str, ...] = (),
     expected: str = "holds",
     reason: str = "",
+    source: str = "",
+    statement: str = "",
+    kind: str = "experiment",
 ) -> Callable[[Callable[[bool, int], ClaimResult]], Callable[[bool, int], ClaimResult]]:
     """Register a claim experiment under ``claim_id`` (e.g. ``"1a"``; the chapter is its number)."""
     if not _ID.match(claim_id):
         raise ValueError(f"claim_id must look like '6a' (chapter number + letters), got {claim_id!r}")
     check_choice("expected", expected, VERDICTS)
-    if expected == "refuted" and not reason:
-        raise ValueError(f"claim {claim_id}: expected='refuted' needs a reason")
+    check_choice("kind", kind, KINDS)
+    if expected != "holds" and not reason:
+        raise ValueError(f"claim {claim_id}: expected={expected!r} needs a reason")
+    if source and not re.match(r"^notes \d+(-\d+)?(, \d+(-\d+)?)*$", source):
+        raise ValueError(f"claim {claim_id}: source must look like 'notes 38-40' or 'notes 38-40, 54', got {source!r}")
 
     def deco(func: Callable[[bool, int], ClaimResult]) -> Callable[[bool, int], ClaimResult]:
         chapter = int(re.match(r"\d+", claim_id).group())
-        CLAIMS.add(claim_id, Claim(claim_id, chapter, title, expected, reason, tuple(topics), func))
+        CLAIMS.add(
+            claim_id,
+            Claim(claim_id, chapter, title, expected, reason, tuple(topics), func, source, statement, kind),
+        )
         return func
 
     return deco
