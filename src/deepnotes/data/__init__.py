@@ -1,21 +1,21 @@
 """Datasets (eager, lazy, image folders, embedded), splits, loaders and collate functions."""
 
 from deepnotes.data.builtin import digits, linear, make_linear
-from deepnotes.data.datasets import LazyFileDataset, TensorDataset
-from deepnotes.data.folder import (
-    image_folder,
-    image_folder_splits,
-    read_image,
-    resize_to,
-    resolve_dataset,
-)
 from deepnotes.data.coco import CocoDetection, coco_splits
+from deepnotes.data.datasets import LazyFileDataset, TensorDataset
 from deepnotes.data.detection_augment import (
     DetectionAugment,
     color_jitter_detection,
     crop_detection,
     hflip_detection,
     resize_detection,
+)
+from deepnotes.data.folder import (
+    image_folder,
+    image_folder_splits,
+    read_image,
+    resize_to,
+    resolve_dataset,
 )
 from deepnotes.data.loading import collate_detection, collate_variable, make_loader
 from deepnotes.data.shapes import CLASSES as SHAPES_CLASSES
