@@ -77,9 +77,12 @@ class CocoDetection(Dataset):
     path : a folder with ``annotations.json`` and ``images/``, or the JSON file
     image_root : folder the ``file_name`` entries are relative to (default: see module docstring)
     transform : callable(image, target) -> (image, target), optional
+    masks : also return ``masks`` Tensor[N, H, W] uint8 decoded from each annotation's
+        ``segmentation``, which must then be an uncompressed RLE (``{"counts": [...], "size": [H, W]}``,
+        what :func:`deepnotes.data.export.export_coco` writes)
     """
 
-    def __init__(self, path: str | os.PathLike, image_root=None, transform=None):
+    def __init__(self, path: str | os.PathLike, image_root=None, transform=None, masks: bool = False):
         self.file, self.image_root = _resolve(path, image_root)
         data = _load_json(self.file)
         f = self.file
@@ -105,6 +108,8 @@ class CocoDetection(Dataset):
                 f"{str(f)!r} references {len(missing)} image(s) missing under {str(self.image_root)!r}, "
                 f"e.g. {missing[0]!r}"
             )
+        self.masks = bool(masks)
+        self._segmentations: list[list] = [[] for _ in self.images]
         per_image: list[list] = [[] for _ in self.images]
         for i, a in enumerate(data["annotations"]):
             where = f"annotations[{i}]"
@@ -117,6 +122,13 @@ class CocoDetection(Dataset):
             area = a.get("area", w * h)
             if not isinstance(area, (int, float)) or not math.isfinite(area):
                 raise ValueError(f"{str(f)!r}: {where} has a non-numeric or non-finite 'area' {area!r}")
+            if self.masks:
+                seg = a.get("segmentation")
+                ok = isinstance(seg, dict) and isinstance(seg.get("counts"), list) and isinstance(seg.get("size"), list)
+                if not ok:
+                    raise ValueError(f"{str(f)!r}: {where} needs an uncompressed RLE 'segmentation' "
+                                     "({'counts': [...], 'size': [H, W]}) when masks=True")
+                self._segmentations[index_of[a["image_id"]]].append(seg)
             per_image[index_of[a["image_id"]]].append(
                 (x, y, x + w, y + h, label_of[a["category_id"]], float(area), int(bool(a.get("iscrowd", 0))))
             )
@@ -145,6 +157,12 @@ class CocoDetection(Dataset):
         if image.shape[0] == 1:
             image = image.expand(3, -1, -1).contiguous()
         target = {k: (v.clone() if torch.is_tensor(v) else v) for k, v in self._targets[index].items()}
+        if self.masks:
+            from deepnotes.data.export import rle_to_mask
+
+            h, w = image.shape[-2:]
+            segs = [rle_to_mask(s) for s in self._segmentations[index]]
+            target["masks"] = torch.stack(segs) if segs else torch.zeros(0, h, w, dtype=torch.uint8)
         if self.transform is not None:
             image, target = self.transform(image, target)
         return image, target
