@@ -79,9 +79,9 @@ def roi_align(
     Returns Tensor[K, C, PH, PW] (``output_size`` an int or ``(PH, PW)``), equal to
     ``torchvision.ops.roi_align`` with the same arguments, values and input gradients.
 
-    >>> x = torch.arange(16.0).view(1, 1, 4, 4)
-    >>> roi_align(x, [torch.tensor([[0.0, 0.0, 3.0, 3.0]])], 1, aligned=True).item()
-    6.0
+    >>> x = torch.arange(16.0).view(1, 1, 4, 4)  # the box (0, 0, 4, 4) covers the whole map:
+    >>> roi_align(x, [torch.tensor([[0.0, 0.0, 4.0, 4.0]])], 1, aligned=True).item()  # its mean
+    7.5
     """
     rois, size, scale = check_roi_args(input, boxes, output_size, spatial_scale, sampling_ratio)
     check_type("aligned", aligned, bool)

@@ -100,7 +100,7 @@ def pool_matrix(row, col, weight, shape) -> torch.Tensor:
     )
 
 
-def roi_chunks(num_rois: int, cost_per_roi: int, budget: int = 1 << 22):
+def roi_chunks(num_rois: int, cost_per_roi: int, budget: int = 1 << 20):
     """Slices of at most ``budget // cost_per_roi`` RoIs (at least one): bounds temporary memory."""
     step = max(1, budget // max(cost_per_roi, 1))
     return [slice(s, min(s + step, num_rois)) for s in range(0, num_rois, step)]
