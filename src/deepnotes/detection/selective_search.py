@@ -53,8 +53,12 @@ def _texture(image: np.ndarray) -> np.ndarray:
     return resp.reshape(*image.shape[:2], -1)
 
 
-def region_features(image: np.ndarray, labels: np.ndarray) -> dict:
-    """Size, box (pixel-edge xyxy), colour and texture histograms of every label in ``labels``."""
+def region_features(image: np.ndarray, labels: np.ndarray, texture: np.ndarray | None = None) -> dict:
+    """Size, box (pixel-edge xyxy), colour and texture histograms of every label in ``labels``.
+
+    ``texture`` : the image's oriented-derivative responses, if already computed (they depend on the
+    image only, not on the segmentation).
+    """
     from scipy.ndimage import find_objects
 
     n = int(labels.max()) + 1
@@ -64,7 +68,7 @@ def region_features(image: np.ndarray, labels: np.ndarray) -> dict:
         "size": np.bincount(labels.ravel(), minlength=n).astype(np.float64),
         "box": boxes,
         "colour": _histograms(image, labels, n, COLOUR_BINS),
-        "texture": _histograms(_texture(image), labels, n, TEXTURE_BINS),
+        "texture": _histograms(_texture(image) if texture is None else texture, labels, n, TEXTURE_BINS),
     }
 
 
@@ -172,10 +176,14 @@ def selective_search(image: torch.Tensor, mode: str = "fast", min_size: int = 20
     area = float(rgb.shape[0] * rgb.shape[1])
     rng = np.random.default_rng(check_int("seed", seed, min=0))
     boxes, ranks = [], []
+    spaces: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for space, k, use in STRATEGIES[mode]:
-        img = _colour_space(rgb, space)
+        if space not in spaces:  # the colour conversion and the texture responses, once per space
+            img = _colour_space(rgb, space)
+            spaces[space] = (img, _texture(img))
+        img, texture = spaces[space]
         labels = felzenszwalb(img, scale=k, sigma=sigma, min_size=min_size, channel_axis=-1)
-        hier = hierarchical_grouping(region_features(img, labels), adjacency(labels), area, use)
+        hier = hierarchical_grouping(region_features(img, labels, texture), adjacency(labels), area, use)
         position = np.arange(len(hier), 0, -1)  # the last merge (largest region) ranks first
         boxes.append(hier)
         ranks.append(position * rng.random(len(hier)))

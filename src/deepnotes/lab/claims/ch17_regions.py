@@ -147,7 +147,7 @@ def _recall(gt: torch.Tensor, boxes: torch.Tensor, budgets, thr: float = 0.5) ->
     "growing from small segments to large ones, and so finds candidate boxes for the objects.",
 )
 def selective_search_recall(quick: bool, seed: int) -> ClaimResult:
-    n_images, mode = (8, "single") if quick else (30, "fast")
+    n_images, mode = (8, "single") if quick else (20, "fast")
     budgets = [1, 3, 10, 30, 100, 300, 1000]
     ds = ShapesDataset(n_images, split="test", seed=seed)
     windows = sliding_window_boxes(128, [(s, int(s * a)) for s in (12, 24, 48, 96) for a in (0.5, 1, 2)], stride=8)
