@@ -11,6 +11,7 @@ from deepnotes.data import (
     color_jitter_detection,
     crop_detection,
     hflip_detection,
+    mosaic_detection,
     resize_detection,
 )
 from deepnotes.data.augment import color_jitter
@@ -127,3 +128,30 @@ def test_bad_input():
         DetectionAugment(scale=(2.0, 1.0))
     with pytest.raises(ValueError, match="p_flip"):
         DetectionAugment(p_flip=1.5)
+
+
+@pytest.mark.parametrize("center", [(32, 32), (20, 45), (64, 0), (50, 10)])
+def test_mosaic_commutes_with_drawing(center):
+    samples = [_sample(i) for i in range(4)]
+    canvas, t = mosaic_detection(samples, (64, 64), center)
+    # draw each sample's boxes with ids offset by the boxes of the samples before it, then tile
+    offset, drawn = 0, []
+    for _, tg in samples:
+        d = draw(tg["boxes"], 64, 64)
+        drawn.append((torch.where(d > 0, d + offset, d).float().expand(3, -1, -1), {"boxes": tg["boxes"]}))
+        offset += len(tg["boxes"])
+    tiled, tiled_t = mosaic_detection(drawn, (64, 64), center)
+    tiled = tiled[0].long()
+    ids = torch.unique(tiled[tiled > 0])  # the boxes still visible, in order
+    relabel = torch.zeros(offset + 1, dtype=torch.long)
+    relabel[ids] = torch.arange(1, len(ids) + 1)
+    assert torch.equal(draw(t["boxes"], 64, 64), relabel[tiled])
+    assert torch.equal(t["boxes"], tiled_t["boxes"]) and len(t["labels"]) == len(t["boxes"]) == len(t["masks"])
+    assert torch.equal(t["semantic"], (t["masks"].long() * t["labels"].view(-1, 1, 1)).sum(0))
+
+
+def test_mosaic_bad_input():
+    with pytest.raises(ValueError, match="four"):
+        mosaic_detection([_sample(0)] * 3, (64, 64), (32, 32))
+    with pytest.raises(ValueError, match="center"):
+        mosaic_detection([_sample(0)] * 4, (64, 64), (70, 32))

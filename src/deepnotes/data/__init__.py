@@ -8,6 +8,7 @@ from deepnotes.data.detection_augment import (
     color_jitter_detection,
     crop_detection,
     hflip_detection,
+    mosaic_detection,
     resize_detection,
 )
 from deepnotes.data.export import export_coco, export_voc, mask_to_rle, rle_to_mask
@@ -50,6 +51,7 @@ __all__ = [
     "make_linear",
     "make_loader",
     "mask_to_rle",
+    "mosaic_detection",
     "parse_voc_xml",
     "read_image",
     "resize_detection",

@@ -7,6 +7,7 @@ pixels undergo. Other keys (``labels``, ``area``, ``iscrowd``, ``track_ids``…)
 when objects are dropped. The invariant the tests check: augmenting then drawing the boxes equals
 drawing the boxes then augmenting.
 
+:func:`mosaic_detection` tiles four samples around a centre (YOLOv4's Mosaic).
 :class:`DetectionAugment` chains a random flip, scale, crop and colour jitter with every random
 choice drawn from an explicit ``torch.Generator``.
 """
@@ -142,3 +143,55 @@ class DetectionAugment:
         if any(self.jitter):
             image, target = color_jitter_detection(image, target, *self.jitter, generator=g)
         return image, target
+
+
+def mosaic_detection(samples, output_size, center) -> tuple[torch.Tensor, dict]:
+    """Mosaic (YOLOv4): four ``(image, target)`` samples tiled around ``center = (cy, cx)``.
+
+    Sample 0 fills the top-left quadrant of a canvas of ``output_size = (H, W)`` with its
+    bottom-right corner at the centre, sample 1 the top-right (its bottom-left corner at the
+    centre), sample 2 the bottom-left, sample 3 the bottom-right; what falls outside a quadrant is
+    cut off. Boxes are shifted with their image and clipped to its quadrant; objects cut away
+    entirely are dropped. Per-object entries are concatenated in sample order; the canvas outside
+    the four images is 0.
+    """
+    if not isinstance(samples, (list, tuple)) or len(samples) != 4:
+        raise ValueError("samples must be a list of four (image, target) pairs")
+    h, w = check_int("output_size[0]", output_size[0], min=1), check_int("output_size[1]", output_size[1], min=1)
+    cy, cx = check_int("center[0]", center[0], min=0, max=h), check_int("center[1]", center[1], min=0, max=w)
+    image0 = samples[0][0]
+    canvas = image0.new_zeros(image0.shape[0], h, w)
+    quadrants = [(0, 0, cy, cx), (0, cx, cy, w), (cy, 0, h, cx), (cy, cx, h, w)]  # (top, left, bottom, right)
+    parts = []
+    for q, ((image, target), (top, left, bottom, right)) in enumerate(zip(samples, quadrants)):
+        t = _check(image, target)
+        ih, iw = image.shape[-2:]
+        # where the image's top-left corner lands on the canvas
+        oy = cy - ih if q in (0, 1) else cy
+        ox = cx - iw if q in (0, 2) else cx
+        # the part of the quadrant the image covers, in canvas and in image coordinates
+        y0, y1, x0, x1 = max(top, oy), min(bottom, oy + ih), max(left, ox), min(right, ox + iw)
+        if y1 <= y0 or x1 <= x0:
+            continue
+        canvas[:, y0:y1, x0:x1] = image[:, y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+        cropped_image, ct = crop_detection(image, t, y0 - oy, x0 - ox, y1 - y0, x1 - x0)
+        ct["boxes"] = ct["boxes"] + torch.tensor([x0, y0, x0, y0], dtype=ct["boxes"].dtype)
+        for key in ("masks", "semantic"):
+            if key in ct:
+                m = ct[key]
+                full = m.new_zeros(*m.shape[:-2], h, w)
+                full[..., y0:y1, x0:x1] = m
+                ct[key] = full
+        parts.append(ct)
+    out: dict = {}
+    for key in (parts[0] if parts else {"boxes": None}):
+        values = [p[key] for p in parts if key in p]
+        if key == "semantic":
+            out[key] = torch.stack(values).amax(0)  # quadrants are disjoint
+        elif values and torch.is_tensor(values[0]) and values[0].dim() >= 1:
+            out[key] = torch.cat(values)
+        elif values:
+            out[key] = values[0]
+    if not parts:
+        out["boxes"] = torch.zeros(0, 4)
+    return canvas, out
