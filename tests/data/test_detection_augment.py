@@ -10,6 +10,7 @@ from deepnotes.data import (
     collate_detection,
     color_jitter_detection,
     crop_detection,
+    cutmix_detection,
     hflip_detection,
     mosaic_detection,
     resize_detection,
@@ -155,3 +156,30 @@ def test_mosaic_bad_input():
         mosaic_detection([_sample(0)] * 3, (64, 64), (32, 32))
     with pytest.raises(ValueError, match="center"):
         mosaic_detection([_sample(0)] * 4, (64, 64), (70, 32))
+
+
+@pytest.mark.parametrize("region", [(10, 5, 40, 50), (0, 0, 64, 20), (30, 30, 31, 31), (0, 0, 64, 64)])
+def test_cutmix_keeps_targets_consistent_with_pixels(region):
+    a, b = _sample(0), _sample(5)
+    image, t = cutmix_detection(a, b, region)
+    x1, y1, x2, y2 = region
+    inside = torch.zeros(64, 64, dtype=torch.bool)
+    inside[y1:y2, x1:x2] = True
+    assert torch.equal(image, torch.where(inside, b[0], a[0]))
+    m = t["masks"]
+    assert int(m.sum(0).max()) <= 1 and bool((m.flatten(1).sum(1) > 0).all())
+    assert torch.equal(t["boxes"], masks_to_boxes(m.bool()) + torch.tensor([0, 0, 1.0, 1.0]))
+    assert torch.equal(t["semantic"], (m.long() * t["labels"].view(-1, 1, 1)).sum(0))
+    assert torch.equal(t["semantic"], torch.where(inside, b[1]["semantic"], a[1]["semantic"]))
+    assert torch.equal(t["area"], m.sum((1, 2)).float())
+
+
+def test_cutmix_without_masks_and_bad_input():
+    a = (torch.rand(3, 20, 20), {"boxes": torch.tensor([[2.0, 2.0, 6.0, 6.0], [0.0, 0.0, 20.0, 20.0]]), "labels": torch.tensor([1, 2])})
+    b = (torch.rand(3, 20, 20), {"boxes": torch.tensor([[8.0, 8.0, 18.0, 18.0]]), "labels": torch.tensor([3])})
+    _, t = cutmix_detection(a, b, (0, 0, 10, 10))
+    assert t["boxes"].tolist() == [[0.0, 0.0, 20.0, 20.0], [8.0, 8.0, 10.0, 10.0]] and t["labels"].tolist() == [2, 3]
+    with pytest.raises(ValueError, match="region"):
+        cutmix_detection(a, b, (5, 5, 5, 9))
+    with pytest.raises(ValueError, match="same shape"):
+        cutmix_detection(a, (torch.rand(3, 10, 10), b[1]), (0, 0, 5, 5))

@@ -7,7 +7,8 @@ pixels undergo. Other keys (``labels``, ``area``, ``iscrowd``, ``track_ids``…)
 when objects are dropped. The invariant the tests check: augmenting then drawing the boxes equals
 drawing the boxes then augmenting.
 
-:func:`mosaic_detection` tiles four samples around a centre (YOLOv4's Mosaic).
+:func:`mosaic_detection` tiles four samples around a centre (YOLOv4's Mosaic); :func:`cutmix_detection`
+pastes a rectangle of one sample into another.
 :class:`DetectionAugment` chains a random flip, scale, crop and colour jitter with every random
 choice drawn from an explicit ``torch.Generator``.
 """
@@ -195,3 +196,66 @@ def mosaic_detection(samples, output_size, center) -> tuple[torch.Tensor, dict]:
     if not parts:
         out["boxes"] = torch.zeros(0, 4)
     return canvas, out
+
+
+def _mask_boxes(masks: torch.Tensor) -> torch.Tensor:
+    """Pixel-edge extent of each mask Tensor[N, H, W] (all zeros for an empty mask)."""
+    n, h, w = masks.shape
+    cols, rows = masks.bool().any(1), masks.bool().any(2)
+    x1 = cols.int().argmax(1)
+    x2 = w - cols.flip(1).int().argmax(1)
+    y1 = rows.int().argmax(1)
+    y2 = h - rows.flip(1).int().argmax(1)
+    boxes = torch.stack([x1, y1, x2, y2], 1).to(torch.float32)
+    return torch.where(cols.any(1, keepdim=True), boxes, torch.zeros_like(boxes))
+
+
+def cutmix_detection(sample_a, sample_b, region) -> tuple[torch.Tensor, dict]:
+    """CutMix for detection: paste ``region = (x1, y1, x2, y2)`` (integers) of image B into image A.
+
+    With ``masks`` (both targets), every box becomes the extent of its object's visible pixels (as
+    ``shapes`` defines boxes): A's objects lose the pasted pixels, B's keep only those in the
+    region, and objects left without pixels are dropped. Without masks, B's boxes are clipped to
+    the region (empty ones dropped) and A's boxes are kept unless they lie entirely inside it.
+    Per-object entries: A's first, then B's.
+    """
+    (image_a, target_a), (image_b, target_b) = sample_a, sample_b
+    ta, tb = _check(image_a, target_a), _check(image_b, target_b)
+    if image_a.shape != image_b.shape:
+        raise ValueError(f"images must have the same shape, got {tuple(image_a.shape)} and {tuple(image_b.shape)}")
+    h, w = image_a.shape[-2:]
+    if not isinstance(region, (tuple, list)) or len(region) != 4:
+        raise ValueError(f"region must be (x1, y1, x2, y2), got {region!r}")
+    x1, y1 = check_int("region[0]", region[0], min=0), check_int("region[1]", region[1], min=0)
+    x2, y2 = check_int("region[2]", region[2], min=x1 + 1, max=w), check_int("region[3]", region[3], min=y1 + 1, max=h)
+    image = image_a.clone()
+    image[:, y1:y2, x1:x2] = image_b[:, y1:y2, x1:x2]
+    _, tb = crop_detection(image_b, tb, y1, x1, y2 - y1, x2 - x1)
+    tb["boxes"] = tb["boxes"] + torch.tensor([x1, y1, x1, y1], dtype=tb["boxes"].dtype)
+    for key in ("masks", "semantic"):
+        if key in tb:
+            full = tb[key].new_zeros(*tb[key].shape[:-2], h, w)
+            full[..., y1:y2, x1:x2] = tb[key]
+            tb[key] = full
+    if "masks" in ta and "masks" in tb:
+        ta["masks"][:, y1:y2, x1:x2] = 0
+        for t in (ta, tb):
+            t["boxes"] = _mask_boxes(t["masks"]).to(t["boxes"].dtype)
+            if "area" in t:
+                t["area"] = t["masks"].flatten(1).sum(1).to(t["area"].dtype)
+        keep = ta["masks"].flatten(1).sum(1) > 0
+        tb = _keep_objects(tb, tb["masks"].flatten(1).sum(1) > 0)
+    else:
+        b = ta["boxes"]
+        keep = ~((b[:, 0] >= x1) & (b[:, 1] >= y1) & (b[:, 2] <= x2) & (b[:, 3] <= y2))
+    ta = _keep_objects(ta, keep)
+    if "semantic" in ta:
+        ta["semantic"][y1:y2, x1:x2] = tb["semantic"][y1:y2, x1:x2] if "semantic" in tb else 0
+    out = {}
+    for key, va in ta.items():
+        vb = tb.get(key)
+        if key != "semantic" and torch.is_tensor(va) and va.dim() >= 1 and torch.is_tensor(vb):
+            out[key] = torch.cat([va, vb])
+        else:
+            out[key] = va
+    return image, out
