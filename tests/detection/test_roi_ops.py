@@ -5,6 +5,8 @@ import importlib
 import pytest
 import torch
 import torchvision
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.testing import assert_close
 
 from deepnotes.detection import roi_common
@@ -184,3 +186,32 @@ def test_bad_input_specific_arguments():
         ps_roi_align(x, ok, 3)
     with pytest.raises(ValueError, match="levels"):
         roi_spatial_pyramid_pool(x, ok, levels=())
+
+
+_box = st.tuples(*[st.floats(0, 1) for _ in range(4)])
+
+
+@settings(derandomize=True, deadline=None, max_examples=40)
+@given(boxes=st.lists(_box, min_size=1, max_size=6), c=st.floats(-5, 5), aligned=st.booleans(),
+       sampling_ratio=st.sampled_from([-1, 1, 2]), a=st.floats(-2, 2), b=st.floats(-2, 2))
+def test_roi_align_properties(boxes, c, aligned, sampling_ratio, a, b):
+    """Bilinear weights of every bin sum to 1 inside the map; RoI Align is linear in the features."""
+    h, w = 7, 9
+    u = torch.tensor(boxes, dtype=torch.float64)
+    x1, x2 = torch.minimum(u[:, 0], u[:, 2]) * (w - 1), torch.maximum(u[:, 0], u[:, 2]) * (w - 1)
+    y1, y2 = torch.minimum(u[:, 1], u[:, 3]) * (h - 1), torch.maximum(u[:, 1], u[:, 3]) * (h - 1)
+    rois = [torch.stack([x1, y1, x2, y2], 1)]
+    const = torch.full((1, 2, h, w), c, dtype=torch.float64)
+    out = roi_align(const, rois, 3, 1.0, sampling_ratio, aligned)
+    off = 0.5 if aligned else 0.0  # the extent as the op computes it (a tiny box can round to 0)
+    zero_size = (((x2 - off) - (x1 - off)) == 0) | (((y2 - off) - (y1 - off)) == 0)
+    no_samples = zero_size & aligned & (sampling_ratio <= 0)  # adaptive grid of 0 samples → 0
+    expect = (~no_samples).to(torch.float64).mul(c).view(-1, 1, 1, 1).expand_as(out)
+    assert_close(out, expect, rtol=0, atol=1e-12)
+    g = torch.Generator().manual_seed(len(boxes))
+    f1, f2 = torch.randn(2, 1, 2, h, w, generator=g, dtype=torch.float64)
+    lin = roi_align(a * f1 + b * f2, rois, 3, 1.0, sampling_ratio, aligned)
+    assert_close(lin, a * roi_align(f1, rois, 3, 1.0, sampling_ratio, aligned)
+                 + b * roi_align(f2, rois, 3, 1.0, sampling_ratio, aligned), rtol=1e-9, atol=1e-9)
+    pooled = roi_pool(const, rois, 3)
+    assert bool(((pooled == c) | (pooled == 0)).all()) and bool((pooled == c).any())

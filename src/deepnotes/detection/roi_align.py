@@ -15,7 +15,8 @@ torchvision, no gradient flows to the boxes.
 ``sampling_ratio <= 0`` uses ``ceil(roi_size / output_size)`` samples per bin and axis (adaptive,
 per RoI). ``aligned=False`` is the original Mask R-CNN layout (RoIs at least 1 × 1 feature
 pixel); ``aligned=True`` shifts by half a pixel so a box's pixel-centre coordinates line up with
-the map. A zero-size RoI with ``aligned=True`` (no samples) gives 0.
+the map. A zero-size RoI with ``aligned=True`` and adaptive sampling has no samples and gives 0
+(as in torchvision).
 """
 
 from __future__ import annotations
