@@ -10,8 +10,8 @@ whose edges are rounded outwards, and takes the maximum of each bin:
 gives 0. Equal to ``torchvision.ops.roi_pool`` in values and gradients (the gradient of a bin goes
 to its first maximum in row-major order, as the reference's argmax does).
 
-Vectorized over RoIs and bins: one step per offset of the largest bin window reads that offset
-of every bin at once (offsets outside a bin's own window are skipped); window; the scan keeps each bin's first maximum.
+Vectorized over RoIs and bins: the maximum over each bin is taken in two separable passes (columns,
+then rows), each looping only over the offsets of the largest bin window.
 """
 
 from __future__ import annotations
@@ -44,24 +44,33 @@ def _bin_edges(start, end, bins: int, size: int, dtype: torch.dtype):
 def _max_in_windows(table, b, lo_y, hi_y, lo_x, hi_x, hw):
     """Maximum of ``table`` (pixels × channels) over every bin window → Tensor[K, C, PH, PW].
 
-    Scans the offsets of the largest window in row-major order and keeps a value only when it is
-    strictly larger than the best so far: the first maximum wins, and only it receives gradient.
+    The maximum over a rectangle is separable: first, for every row an RoI's bins touch, the
+    maximum over each column bin; then the maximum of those over each row bin. Each pass scans
+    the window offsets in order and keeps a value only when it is strictly larger than the best
+    so far, so the first maximum in row-major order wins (the reference's argmax) and is the only
+    one to receive gradient. A pass loops over window offsets (the largest bin's width or height),
+    each step vectorized over every RoI and bin.
     """
     h, w = hw
     k, ph = lo_y.shape
-    pw = lo_x.shape[1]
-    win_h = max(int((hi_y - lo_y).max()), 1)
-    win_w = max(int((hi_x - lo_x).max()), 1)
-    best = table.new_full((k, ph, pw, table.shape[1]), float("-inf"))
-    for dy in range(win_h):  # a loop over window offsets (a few), each step vectorized over all bins
-        row = lo_y + dy  # (K, PH)
-        for dx in range(win_w):
-            col = lo_x + dx  # (K, PW)
-            inside = (row < hi_y).view(k, ph, 1) & (col < hi_x).view(k, 1, pw)
-            pixel = (b.view(-1, 1, 1) * h + row.clamp(max=h - 1).view(k, ph, 1)) * w + col.clamp(max=w - 1).view(k, 1, pw)
-            value = table.index_select(0, pixel.flatten()).view(k, ph, pw, -1)
-            better = (value > best) & inside.unsqueeze(-1)
-            best = torch.where(better, value, best)
+    pw, c = lo_x.shape[1], table.shape[1]
+    neg = float("-inf")
+    top = lo_y[:, :1]  # bins are ordered: the first row bin starts highest
+    span = max(int((hi_y[:, -1:] - top).max()), 1)
+    rows = (top + torch.arange(span, device=table.device)).clamp(max=h - 1)  # (K, R)
+    row_best = table.new_full((k, span, pw, c), neg)
+    for dx in range(max(int((hi_x - lo_x).max()), 1)):
+        col = lo_x + dx  # (K, PW)
+        pixel = (b.view(-1, 1, 1) * h + rows.view(k, span, 1)) * w + col.clamp(max=w - 1).view(k, 1, pw)
+        value = table.index_select(0, pixel.flatten()).view(k, span, pw, c)
+        better = (value > row_best) & (col < hi_x).view(k, 1, pw, 1)
+        row_best = torch.where(better, value, row_best)
+    best = table.new_full((k, ph, pw, c), neg)
+    for dy in range(max(int((hi_y - lo_y).max()), 1)):
+        r = (lo_y + dy - top).clamp(max=span - 1)  # (K, PH): row index within the span
+        value = row_best.gather(1, r.view(k, ph, 1, 1).expand(k, ph, pw, c))
+        better = (value > best) & (lo_y + dy < hi_y).view(k, ph, 1, 1)
+        best = torch.where(better, value, best)
     empty = ((hi_y <= lo_y).view(k, ph, 1) | (hi_x <= lo_x).view(k, 1, pw)).unsqueeze(-1)
     return torch.where(empty, torch.zeros_like(best), best).permute(0, 3, 1, 2)  # an empty bin gives 0
 
@@ -82,9 +91,10 @@ def roi_pool(input: torch.Tensor, boxes, output_size, spatial_scale: float = 1.0
     lo_y, hi_y = _bin_edges(corners[:, 1], corners[:, 3], ph, h, input.dtype)
     table = input.permute(0, 2, 3, 1).reshape(n * h * w, c)
     b = rois[:, 0].long()
+    span = int((hi_y[:, -1] - lo_y[:, 0]).max()) if len(rois) else 1  # rows touched by one RoI
     parts = [
         _max_in_windows(table, b[s], lo_y[s], hi_y[s], lo_x[s], hi_x[s], (h, w))
-        for s in roi_chunks(len(rois), ph * pw * c * 4)
+        for s in roi_chunks(len(rois), (span + ph) * pw * c * 3)
     ]
     return torch.cat(parts) if parts else input.new_zeros(0, c, ph, pw)
 
