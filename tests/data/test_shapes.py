@@ -120,6 +120,12 @@ def test_bad_arguments(kwargs, exc, word):
         ShapesDataset(**kwargs)
 
 
+def test_sequence_objects_as_large_as_the_image_stay_put():
+    seq = ShapesSequence(num_frames=3, image_size=32, min_size=32.0, max_size=32.0, num_objects=2)
+    assert torch.equal(seq.positions(2), torch.zeros(2, 2, dtype=torch.float64))
+    assert torch.isfinite(seq[2][0]).all()
+
+
 def test_bad_index_and_sequence_arguments():
     with pytest.raises(IndexError):
         ShapesDataset(3)[3]

@@ -290,8 +290,8 @@ class ShapesSequence(Dataset):
         """Top-left corners Tensor[K, 2] at frame ``t``: a triangle wave in ``[0, S - w]`` (bounces)."""
         span = self.image_size - self._obj["wh"]
         p = self._obj["xy"] + self._velocity * t
-        q = torch.remainder(p, 2 * span)
-        return span - (span - q).abs()
+        q = torch.remainder(p, (2 * span).clamp(min=1e-12))
+        return torch.where(span > 0, span - (span - q).abs(), torch.zeros_like(p))  # no room: stays at 0
 
     def __getitem__(self, t: int):
         t = check_int("t", t)
