@@ -273,10 +273,12 @@ TOPICS: list[Topic] = [
           impl=(), tests=()),
     Topic('17.3', 'Sliding-window detection; Selective Search (hierarchical grouping with colour, texture, size and fill similarity)',
           ref='',
-          impl=(), tests=()),
+          impl=('deepnotes.detection.sliding_window_boxes', 'deepnotes.detection.selective_search', 'deepnotes.detection.hierarchical_grouping', 'deepnotes.detection.region_features'),
+          tests=('tests/detection/test_proposals.py', 'tests/lab/test_claims.py')),
     Topic('17.4', 'Spatial pyramid pooling, RoI Pooling, RoI Align, RoI warping',
           ref='`torchvision.ops.roi_pool`, `roi_align`',
-          impl=(), tests=()),
+          impl=('deepnotes.detection.roi_align', 'deepnotes.detection.RoIAlign', 'deepnotes.detection.ps_roi_align', 'deepnotes.detection.PSRoIAlign', 'deepnotes.detection.roi_pool', 'deepnotes.detection.RoIPool', 'deepnotes.detection.roi_spatial_pyramid_pool', 'deepnotes.detection.roi_warp', 'deepnotes.nn.spatial_pyramid_pool'),
+          tests=('tests/detection/test_roi_ops.py', 'tests/lab/test_claims.py')),
     Topic('17.5', 'Anchors (scales × ratios per location), anchor–ground-truth matching, k-means anchors with 1 − IoU distance',
           ref='',
           impl=(), tests=()),
@@ -390,5 +392,7 @@ CLAIM_TEXT: dict[str, str] = {
     '16c': "the linear classifier's weight rows look like class templates.",
     '16d': 'our model definitions have exactly the reference parameter counts.',
     '16e': 'when the last batch norm of every residual branch is zero-initialized, every residual block without downsampling is exactly the identity at initialization.',
+    '17r': "RoI Pooling's two quantizations misplace the pooled region; RoI Align's bilinear sampling keeps the features aligned with the box.",
+    '17s': 'Selective Search, merging similar neighbouring regions, covers the objects with far fewer boxes than exhaustive sliding windows.',
 }
 # fmt: on
