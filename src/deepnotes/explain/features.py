@@ -75,10 +75,13 @@ def neighbor_label_agreement(neighbors: torch.Tensor, labels: torch.Tensor, quer
     return float((labels[neighbors] == query_labels[:, None]).double().mean())
 
 
-def embed_2d(features: torch.Tensor, method: str = "tsne", random_state: int = 0, perplexity: float = 30.0):
+def embed_2d(
+    features: torch.Tensor, method: str = "tsne", random_state: int = 0, perplexity: float = 30.0, max_iter: int = 1000
+):
     """Project ``(N, D)`` features to ``(N, 2)`` with scikit-learn's ``PCA`` or ``TSNE`` (numpy array).
 
-    t-SNE's perplexity is capped at ``(N − 1) / 3`` so that small sets work; PCA ignores it.
+    t-SNE's perplexity is capped at ``(N − 1) / 3`` so that small sets work; PCA ignores it and
+    ``max_iter`` (t-SNE's optimization steps, at least 250).
     """
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
@@ -91,4 +94,6 @@ def embed_2d(features: torch.Tensor, method: str = "tsne", random_state: int = 0
     if method == "pca":
         return PCA(n_components=2, random_state=random_state).fit_transform(data)
     perplexity = min(float(perplexity), (len(data) - 1) / 3)
-    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=random_state).fit_transform(data)
+    max_iter = check_int("max_iter", max_iter, min=250)
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=random_state, max_iter=max_iter)
+    return tsne.fit_transform(data)
