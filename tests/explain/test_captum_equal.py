@@ -6,7 +6,14 @@ import pytest
 import torch
 from captum.attr import GuidedBackprop, LayerAttribution, LayerGradCam, Occlusion, Saliency
 
-from deepnotes.explain import cam_overlay, grad_cam, guided_backprop, occlusion, saliency, upsample_cam
+from deepnotes.explain import (
+    cam_overlay,
+    grad_cam,
+    guided_backprop,
+    occlusion,
+    saliency,
+    upsample_cam,
+)
 from tests._reference import assert_same_maths
 from tests.explain._models import images, models
 

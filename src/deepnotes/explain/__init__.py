@@ -4,9 +4,20 @@ Every method takes a model and a batch and returns tensors (plotting lives in :m
 the model is left in the train/eval mode it was given, with no hook attached, even when a call fails.
 """
 
-from deepnotes.explain.activations import Geometry, TopPatches, activation_maps, layer_geometry, top_patches
+from deepnotes.explain.activations import (
+    Geometry,
+    TopPatches,
+    activation_maps,
+    layer_geometry,
+    top_patches,
+)
 from deepnotes.explain.class_model import class_model, clip_smallest, gaussian_blur, total_variation
-from deepnotes.explain.features import embed_2d, nearest_neighbors, neighbor_label_agreement, penultimate_features
+from deepnotes.explain.features import (
+    embed_2d,
+    nearest_neighbors,
+    neighbor_label_agreement,
+    penultimate_features,
+)
 from deepnotes.explain.filters import filter_grid, first_layer_filters, normalize_filters
 from deepnotes.explain.grad_cam import cam_overlay, grad_cam, last_conv_name, upsample_cam
 from deepnotes.explain.guided_backprop import guided_backprop

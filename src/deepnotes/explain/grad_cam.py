@@ -19,7 +19,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepnotes.core.checks import check_choice, check_int, check_tensor
-from deepnotes.explain._model import CONV_TYPES, check_images, class_scores, inspecting, resolve_layer
+from deepnotes.explain._model import (
+    CONV_TYPES,
+    check_images,
+    class_scores,
+    inspecting,
+    resolve_layer,
+)
 
 
 def last_conv_name(model: nn.Module) -> str:
