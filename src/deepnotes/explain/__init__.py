@@ -22,7 +22,7 @@ from deepnotes.explain.filters import filter_grid, first_layer_filters, normaliz
 from deepnotes.explain.grad_cam import cam_overlay, grad_cam, last_conv_name, upsample_cam
 from deepnotes.explain.guided_backprop import guided_backprop
 from deepnotes.explain.occlusion import occlusion, occlusion_masks
-from deepnotes.explain.run import ClassifierRun, load_classifier_run, stack_split
+from deepnotes.explain.run import ClassifierRun, load_classifier_run, resolve_image, stack_split
 from deepnotes.explain.saliency import channel_max, input_gradient, saliency
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "occlusion",
     "occlusion_masks",
     "penultimate_features",
+    "resolve_image",
     "saliency",
     "stack_split",
     "top_patches",

@@ -76,3 +76,35 @@ def stack_split(dataset, limit: int | None = None) -> tuple[torch.Tensor, torch.
     n = len(dataset) if limit is None else min(limit, len(dataset))
     xs, ys = zip(*(dataset[i] for i in range(n)))
     return torch.stack(xs), torch.as_tensor([int(y) for y in ys])
+
+
+def resolve_image(splits: DataSplits, image: str | os.PathLike | None = None, index: int | None = None):
+    """One image ``(1, C, H, W)`` and its label (``None`` for a file): a file, or ``splits.test[index]``.
+
+    A file must have the run's channels and size (an alpha channel is dropped); it is not resized,
+    so that the explanation is of the pixels the user gave.
+    """
+    from deepnotes.core.checks import check_int
+    from deepnotes.data import read_image
+
+    if image is not None and index is not None:
+        raise ValueError("give either image or index, not both")
+    c, h, w = splits.in_shape
+    if image is not None:
+        path = Path(image)
+        if not path.is_file():
+            raise ValueError(f"image {str(path)!r} does not exist")
+        x = read_image(path)
+        if x.shape[0] == 4:
+            x = x[:3]
+        if x.shape[0] != c:
+            raise ValueError(f"image {str(path)!r} has {x.shape[0]} channels but the run's model takes {c}")
+        if tuple(x.shape[1:]) != (h, w):
+            raise ValueError(
+                f"image {str(path)!r} is {x.shape[1]}x{x.shape[2]} but the run's model was trained on {h}x{w} images; "
+                "resize it first"
+            )
+        return x[None], None
+    index = check_int("index", 0 if index is None else index, min=0, max=len(splits.test) - 1)
+    x, y = splits.test[index]
+    return x[None], int(y)
