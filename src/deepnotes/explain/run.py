@@ -81,8 +81,9 @@ def stack_split(dataset, limit: int | None = None) -> tuple[torch.Tensor, torch.
 def resolve_image(splits: DataSplits, image: str | os.PathLike | None = None, index: int | None = None):
     """One image ``(1, C, H, W)`` and its label (``None`` for a file): a file, or ``splits.test[index]``.
 
-    A file must have the run's channels and size (an alpha channel is dropped); it is not resized,
-    so that the explanation is of the pixels the user gave.
+    A file must have the run's size; it is not resized, so that the explanation is of the pixels
+    the user gave. An alpha channel is dropped and grey ↔ RGB converted (RGB → grey by the channel
+    mean) as for the folder datasets; any other channel count is an error.
     """
     from deepnotes.core.checks import check_int
     from deepnotes.data import read_image
@@ -95,8 +96,13 @@ def resolve_image(splits: DataSplits, image: str | os.PathLike | None = None, in
         if not path.is_file():
             raise ValueError(f"image {str(path)!r} does not exist")
         x = read_image(path)
-        if x.shape[0] == 4:
-            x = x[:3]
+        if x.shape[0] in (2, 4):  # drop an alpha channel
+            x = x[:-1]
+        # grey ↔ RGB as the folder datasets convert them for training
+        if c == 1 and x.shape[0] == 3:
+            x = x.mean(0, keepdim=True)
+        elif c == 3 and x.shape[0] == 1:
+            x = x.expand(3, -1, -1)
         if x.shape[0] != c:
             raise ValueError(f"image {str(path)!r} has {x.shape[0]} channels but the run's model takes {c}")
         if tuple(x.shape[1:]) != (h, w):
