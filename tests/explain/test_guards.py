@@ -157,6 +157,11 @@ def test_guided_backprop_needs_a_relu_module():
         guided_backprop(NoReLU().double(), images(), 0)
 
 
+def test_receptive_field_after_a_global_pool_is_refused():
+    with pytest.raises(ValueError, match="comes after the adaptive pooling 'features.10'"):
+        layer_geometry(_model(False), "head", images())
+
+
 def test_neighbour_and_class_model_arguments():
     bank = torch.rand(5, 4, dtype=torch.float64)
     with pytest.raises(ValueError, match="k must be <= 5"):

@@ -26,6 +26,7 @@ from deepnotes.explain._model import check_images, inspecting, resolve_layer
 from deepnotes.nn.calculators import _pair, receptive_field
 
 _GEOMETRY = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
+_GLOBAL = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)  # their output depends on the input size
 
 
 @torch.no_grad()
@@ -75,7 +76,8 @@ def layer_geometry(model: nn.Module, layer: str | nn.Module, x: torch.Tensor) ->
 
     The modules are taken in the order they run on ``x``, so the model must be a chain up to the
     layer (no parallel branches before it: a skip connection would be counted in series).
-    Kernels, strides, paddings and dilations must be square.
+    Kernels, strides, paddings and dilations must be square; a layer after an adaptive pooling
+    raises ``ValueError`` (its field depends on the input size).
     """
     check_images(model, x)
     target_name, target = resolve_layer(model, layer)
@@ -83,7 +85,7 @@ def layer_geometry(model: nn.Module, layer: str | nn.Module, x: torch.Tensor) ->
     done = []
     with inspecting(model) as hooks, torch.no_grad():
         for name, m in model.named_modules():
-            if isinstance(m, _GEOMETRY):  # in the order they run, up to and including the layer
+            if isinstance(m, _GEOMETRY + _GLOBAL):  # in the order they run, up to and including the layer
                 hooks.forward(m, lambda mod, i, o, name=name: None if done else order.append((name, mod)))
         hooks.forward(target, lambda mod, i, o: done.append(True))
         model(x[:1])
@@ -91,6 +93,9 @@ def layer_geometry(model: nn.Module, layer: str | nn.Module, x: torch.Tensor) ->
         raise ValueError(f"layer {target_name!r} was not used in the model's forward pass")
     start, jump, specs = 0, 1, []
     for name, m in order:
+        if isinstance(m, _GLOBAL):
+            raise ValueError(f"layer {target_name!r} comes after the adaptive pooling {name!r}: each of its positions "
+                             "sees a region that depends on the input size (the whole image for global pooling)")
         for attr in ("kernel_size", "stride", "dilation"):
             if attr == "stride" and m.stride is None:
                 continue
