@@ -15,6 +15,7 @@ from deepnotes.explain import (
     embed_2d,
     filter_grid,
     first_layer_filters,
+    gaussian_blur,
     layer_geometry,
     nearest_neighbors,
     neighbor_label_agreement,
@@ -225,6 +226,16 @@ def test_class_model_with_every_regularizer_equals_a_slow_loop():
                 new = tv_blur(new, kernel_size=[2 * math.ceil(2.1) + 1] * 2, sigma=[0.7, 0.7])
             img[b] = new.clamp(-1.0, 1.0)[0]
     assert_same_maths(got, img)
+
+
+@pytest.mark.parametrize("sigma", [0.3, 0.5, 1.0, 1.7])
+def test_gaussian_blur_equals_torchvision(sigma):
+    g = torch.Generator().manual_seed(0)
+    img = torch.rand(2, 3, 11, 12, generator=g, dtype=torch.float64)
+    size = 2 * math.ceil(3 * sigma) + 1
+    assert_same_maths(gaussian_blur(img, sigma), tv_blur(img, kernel_size=[size, size], sigma=[sigma, sigma]))
+    with pytest.raises(ValueError, match="too wide"):
+        gaussian_blur(img[..., :3, :3], sigma + 1.0)
 
 
 def test_total_variation_by_hand():

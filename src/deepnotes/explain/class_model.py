@@ -12,8 +12,8 @@ Starting from ``I_0`` (zeros by default), repeat for ``t = 1 … steps``:
 Each regularizer of the notes (L2 penalty, blurring, clipping small values or small gradients)
 is switched off by setting its parameter to 0. The norms ``‖·[:, p]‖`` are over channels; the
 clipped pixels are the first ``floor(fraction · H·W)`` in a stable ascending sort (ties: the
-lower flat index first). The blur is torchvision's ``gaussian_blur`` with a ``2·ceil(3σ) + 1``
-kernel (reflect padding).
+lower flat index first). The blur (:func:`gaussian_blur`) has a ``2·ceil(3σ) + 1`` kernel with
+reflect padding, equal to torchvision's ``gaussian_blur`` of that size.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import math
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from deepnotes.core.checks import check_float, check_int, check_tensor, check_type
@@ -41,11 +42,24 @@ def clip_smallest(image: torch.Tensor, strength: torch.Tensor, fraction: float) 
 
 
 def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """torchvision's Gaussian blur with a ``2·ceil(3σ) + 1`` kernel."""
-    from torchvision.transforms.v2.functional import gaussian_blur as tv_blur
+    """Blur each channel with a normalized Gaussian of standard deviation ``sigma``.
 
-    size = 2 * math.ceil(3 * sigma) + 1
-    return tv_blur(image, kernel_size=[size, size], sigma=[sigma, sigma])
+    The kernel has ``2·ceil(3σ) + 1`` taps ``∝ exp(−x²/2σ²)`` (the same as torchvision's
+    ``gaussian_blur`` for that size), applied along rows and columns with reflect padding.
+    """
+    check_tensor("image", image, ndim=4, floating=True)
+    sigma = check_float("sigma", sigma, min=0.0, min_inclusive=False)
+    r = math.ceil(3 * sigma)
+    if r >= min(image.shape[-2:]):
+        raise ValueError(f"blur sigma {sigma} needs a {2 * r + 1}-tap kernel, too wide for images of size "
+                         f"{tuple(image.shape[-2:])} (reflect padding needs radius < side)")
+    x = torch.arange(-r, r + 1, dtype=image.dtype, device=image.device)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    k = k / k.sum()
+    c = image.shape[1]
+    padded = F.pad(image, (r, r, r, r), mode="reflect")
+    rows = F.conv2d(padded, k.reshape(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)  # along the height
+    return F.conv2d(rows, k.reshape(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)  # then along the width
 
 
 def class_model(
