@@ -317,7 +317,8 @@ TOPICS: list[Topic] = [
           impl=(), tests=()),
     Topic('20.1', 'First-layer filters, feature-space nearest neighbours, PCA and t-SNE of features, activation maps, maximally activating patches, occlusion maps, saliency, guided backprop, Grad-CAM, class visualization by gradient ascent with L2, blur and small-value clipping',
           ref='`captum` where it has the method',
-          impl=(), tests=()),
+          impl=('deepnotes.explain.first_layer_filters', 'deepnotes.explain.filter_grid', 'deepnotes.explain.penultimate_features', 'deepnotes.explain.nearest_neighbors', 'deepnotes.explain.embed_2d', 'deepnotes.explain.activation_maps', 'deepnotes.explain.top_patches', 'deepnotes.explain.layer_geometry', 'deepnotes.explain.occlusion', 'deepnotes.explain.saliency', 'deepnotes.explain.guided_backprop', 'deepnotes.explain.grad_cam', 'deepnotes.explain.cam_overlay', 'deepnotes.explain.class_model'),
+          tests=('tests/explain/test_captum_equal.py', 'tests/explain/test_methods.py', 'tests/explain/test_guards.py', 'tests/explain/test_cli_explain.py', 'tests/lab/test_claims.py')),
     Topic('21.1', 'Scaled dot-product and multi-head attention, positional encoding, encoder block',
           ref='`F.scaled_dot_product_attention`, `nn.MultiheadAttention`',
           impl=(), tests=()),
@@ -394,5 +395,9 @@ CLAIM_TEXT: dict[str, str] = {
     '16e': 'when the last batch norm of every residual branch is zero-initialized, every residual block without downsampling is exactly the identity at initialization.',
     '17r': "RoI Pooling's two quantizations misplace the pooled region; RoI Align's bilinear sampling keeps the features aligned with the box.",
     '17s': 'Selective Search, merging similar neighbouring regions, covers the objects with far fewer boxes than exhaustive sliding windows.',
+    '20a': 'saliency-type maps (saliency, guided backprop, Grad-CAM, occlusion) put their mass on the object (the ink of a digit) far more than chance.',
+    '20b': 'occluding the most salient region drops the class score more than occluding a random region of the same size.',
+    '20c': "neighbours in the last layer's feature space share the query's class more often than neighbours in pixel space.",
+    '20d': 'regularized gradient ascent (L2, blur, clipping small values) makes inputs the model assigns to the target class with high confidence, and smoother ones than without the regularizers.',
 }
 # fmt: on
