@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch_geometric.nn as pyg
-from tests.graph._graphs import awkward_graph, run_with_grads
 
 from deepnotes.graph import GATConv, GCNConv, GINConv, SAGEConv
 from tests._reference import assert_same_maths
+from tests.graph._graphs import awkward_graph, run_with_grads
 
 OURS = {"GCNConv": GCNConv, "GATConv": GATConv, "SAGEConv": SAGEConv, "GINConv": GINConv}
 

@@ -4,7 +4,12 @@ from deepnotes.graph.checks import check_edge_index, check_edge_weight, check_no
 from deepnotes.graph.gat import GATConv
 from deepnotes.graph.gcn import GCNConv
 from deepnotes.graph.gin import GINConv
-from deepnotes.graph.loops import add_remaining_self_loops, add_self_loops, gcn_norm, remove_self_loops
+from deepnotes.graph.loops import (
+    add_remaining_self_loops,
+    add_self_loops,
+    gcn_norm,
+    remove_self_loops,
+)
 from deepnotes.graph.message_passing import MessagePassing
 from deepnotes.graph.readout import global_add_pool, global_max_pool, global_mean_pool
 from deepnotes.graph.sage import LSTMAggregation, SAGEConv
