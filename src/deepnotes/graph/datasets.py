@@ -13,9 +13,11 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from deepnotes.core.checks import check_float, check_int
+from deepnotes.core.registry import DATASETS
 from deepnotes.core.seeding import make_generator
 from deepnotes.data.splits import DataSplits, split_dataset
 from deepnotes.graph.data import Graph, undirected
+from deepnotes.graph.link import split_edges
 
 # Zachary (1977): 34 members, 78 friendships, and the club each member joined after the split
 # (0: the instructor's, "Mr. Hi"; 1: the administrator's, "Officer") — the edge list and labels
@@ -87,6 +89,7 @@ def _node_data(x: Tensor, edge_index: Tensor, y: Tensor, masks, num_classes: int
     return DataSplits(*parts, in_shape=(x.shape[1],), num_classes=num_classes, task="node")
 
 
+@DATASETS.register("karate", task="node", description="Zachary's karate club, 34 nodes, 78 edges, 2 clubs (bundled)")
 def karate(seed: int = 0) -> DataSplits:
     """The karate club as node classification: one-hot node ids as features (34), 2 classes;
     4 training nodes per class and 8 validation nodes drawn with ``seed``, 18 test nodes."""
@@ -108,6 +111,7 @@ def sbm_node_data(
     return x, edge_index, y, _node_splits(y, per_class, n_val, g)
 
 
+@DATASETS.register("sbm", task="node", description="3-block stochastic block model, 300 nodes, 16 noisy features")
 def sbm(seed: int = 0) -> DataSplits:
     """Three blocks of 100 nodes (p_in 0.05, p_out 0.005), 16 weakly informative features,
     10 training nodes per block, 60 validation nodes."""
@@ -157,6 +161,26 @@ def graph_families(n_graphs: int = 300, generator: torch.Generator | None = None
     return out
 
 
+@DATASETS.register("graph-families", task="graph", description="300 cycles / random trees / grids, 3 classes")
 def graph_families_data(seed: int = 0, n_graphs: int = 300) -> DataSplits:
     train, val, test = split_dataset(GraphList(graph_families(n_graphs, make_generator(seed))), seed=seed)
     return DataSplits(train, val, test, in_shape=(1,), num_classes=3, task="graph")
+
+
+def _link_data(graph: Graph, seed: int, embedding: int) -> DataSplits:
+    parts = split_edges(graph, 0.1, 0.1, make_generator(seed))
+    return DataSplits(*(GraphList([p]) for p in parts), in_shape=(graph.x.shape[1],), num_classes=embedding,
+                      task="link")
+
+
+@DATASETS.register("karate-link", task="link", description="karate club edges: 10% val / 10% test held out")
+def karate_link(seed: int = 0) -> DataSplits:
+    """Link prediction on the karate club (``num_classes`` is the embedding size, 16)."""
+    return _link_data(karate(seed).train[0], seed, 16)
+
+
+@DATASETS.register("sbm-link", task="link", description="3-block SBM edges: 10% val / 10% test held out")
+def sbm_link(seed: int = 0) -> DataSplits:
+    """Link prediction on the 3-block SBM (``num_classes`` is the embedding size, 16)."""
+    x, edge_index, _, _ = sbm_node_data(seed)
+    return _link_data(Graph(x, edge_index), seed, 16)

@@ -187,16 +187,15 @@ def _gat(layer: GATConv, x: Tensor, graph: FastGraph) -> Tensor:
     H, C = layer.heads, layer.out_channels
     csr = graph.gat(layer.add_self_loops)
     h = layer.lin(x).view(-1, H, C)
-    s_src, s_dst = (h * layer.att_src).sum(-1), (h * layer.att_dst).sum(-1)
+    s_src = torch.einsum("nhc,hc->nh", h, layer.att_src[0])
+    s_dst = torch.einsum("nhc,hc->nh", h, layer.att_dst[0])
     logits = F.leaky_relu(s_src[csr.col] + s_dst[csr.row], layer.negative_slope)
     shift = torch.segment_reduce(logits.detach(), "max", lengths=csr.lengths, axis=0, unsafe=True)
     e = (logits - shift[csr.row]).exp()
-    ones = h.new_ones(h.shape[0], 1)
-    heads = []
-    for k in range(H):  # one product per head gives numerator and softmax denominator together
-        y = spmm(csr, e[:, k].contiguous(), torch.cat([h[:, k], ones], dim=1))
-        heads.append(y[:, :C] / (y[:, C:] + 1e-16))
-    out = torch.stack(heads, 1)
+    denominator = torch.segment_reduce(e, "sum", lengths=csr.lengths, axis=0, unsafe=True) + 1e-16
+    # Σ_j α_ji h_j = (Σ_j e_ji h_j) / Σ_j e_ji : one sparse product per head, one division per node
+    heads = [spmm(csr, e[:, k].contiguous(), h[:, k].contiguous()) for k in range(H)]
+    out = torch.stack(heads, 1) / denominator.unsqueeze(-1)
     out = out.reshape(-1, H * C) if layer.concat else out.mean(1)
     if layer.res is not None:
         out = out + layer.res(x)

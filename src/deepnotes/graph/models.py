@@ -99,6 +99,6 @@ def _factory(kind: str):
 
 
 for _kind in CONVS:
-    MODELS.register(_kind, task="node", description=f"{_kind.upper()} graph network (node/graph/link tasks)")(
+    MODELS.register(_kind, task=("node", "graph", "link"), description=f"{_kind.upper()} graph network (node/graph/link tasks)")(
         _factory(_kind)
     )
