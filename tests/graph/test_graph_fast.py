@@ -30,6 +30,7 @@ LAYERS = [
     ("sage-sum", lambda: SAGEConv(5, 4, aggr="sum", root_weight=False)),
     ("gin", lambda: GINConv(_mlp(), eps=0.2, train_eps=True)),
     ("gin-mean", lambda: GINConv(_mlp(), aggr="mean")),
+    ("gin-max", lambda: GINConv(_mlp(), aggr="max", train_eps=True)),
     ("sage-lstm (falls back)", lambda: SAGEConv(5, 4, aggr="lstm")),
 ]
 

@@ -206,12 +206,12 @@ def _sage(layer: SAGEConv, x: Tensor, graph: FastGraph) -> Tensor:
     src = F.relu(layer.lin(x)) if layer.project else x
     out = layer.lin_l(graph.aggregate(src, layer.aggr))
     if layer.root_weight:
-        out = out + layer.lin_r(x)
+        out = out.addmm(x, layer.lin_r.weight.t())  # W_r x_i added inside the product
     return F.normalize(out, p=2.0, dim=-1) if layer.normalize else out
 
 
 def _gin(layer: GINConv, x: Tensor, graph: FastGraph) -> Tensor:
-    return layer.nn(graph.aggregate(x, layer.aggr) + (1 + layer.eps) * x)
+    return layer.nn(torch.addcmul(graph.aggregate(x, layer.aggr), x, 1 + layer.eps))
 
 
 def _covered(layer, x) -> bool:
