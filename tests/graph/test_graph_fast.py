@@ -80,3 +80,18 @@ def test_fast_graph_without_edges():
     graph = FastGraph(torch.zeros(2, 0, dtype=torch.long), 4)
     sage = SAGEConv(5, 3, aggr="max").double()
     assert_same_maths(fast_forward(sage, x, graph), sage.lin_l.bias + sage.lin_r(x))
+
+
+@pytest.mark.parametrize("aggr", ["max", "min"])
+def test_fast_extreme_aggregation_in_one_block(aggr):
+    """The unchunked max/min path (one scatter_reduce over all edges) has the same values and grads."""
+    x, ei = awkward_graph(3)
+    torch.manual_seed(3)
+    layer = GINConv(_mlp(), aggr=aggr, train_eps=True).double()
+    graph = FastGraph(ei, x.shape[0])
+    a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    o1, o2 = fast_forward(layer, a, graph), layer(b, ei)
+    o1.sum().backward()
+    o2.sum().backward()
+    assert_same_maths(o1, o2)
+    assert_same_maths(a.grad, b.grad)
