@@ -58,7 +58,7 @@ def _train_deep_gcn(depth: int, x, graph: FastGraph, y, train, test, epochs: int
 )
 def gcn_depth(quick: bool, seed: int) -> ClaimResult:
     depths = (2, 4, 16) if quick else (1, 2, 4, 8, 16)
-    epochs = 100 if quick else 150
+    epochs = 60 if quick else 150
     repeats = (seed,) if quick else (seed, seed + 100, seed + 200)
     prop = {d: [] for d in depths}
     acc = {d: [] for d in depths}
