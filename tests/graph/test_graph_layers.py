@@ -200,3 +200,18 @@ def test_isolated_node_outputs():
     assert_same_maths(sage(x, ei)[iso], expected)
     gcn = GCNConv(5, 4).double()
     assert_same_maths(gcn(x, ei)[iso], gcn.lin(x[iso]) + gcn.bias)
+
+
+def test_gat_attention_dropout_in_training_matches_pyg_under_the_same_rng():
+    x, ei = awkward_graph(10)
+    torch.manual_seed(0)
+    ref = pyg.GATConv(5, 4, heads=2, dropout=0.4).double().train()
+    ours = GATConv(5, 4, heads=2, dropout=0.4).double().train()
+    ours.load_state_dict(ref.state_dict())
+    torch.manual_seed(123)
+    a = ours(x, ei)
+    torch.manual_seed(123)
+    b = ref(x, ei)
+    assert_same_maths(a, b)
+    torch.manual_seed(124)
+    assert not torch.allclose(ours(x, ei), a)  # a different draw drops other coefficients
