@@ -70,3 +70,24 @@ def test_sampling_bad_input():
         sample_neighbors(ei, torch.tensor([0]), [-2], 12)
     with pytest.raises(ValueError, match="repeat"):
         sample_neighbors(ei, torch.tensor([0, 0]), [1], 12)
+
+
+def test_neighbor_batches_cover_the_masked_nodes_once_and_match_full_graph():
+    from deepnotes.graph.data import Graph
+    from deepnotes.graph.sampling import neighbor_batches
+
+    x, ei = awkward_graph(4, n=40, e=120)
+    y = torch.arange(40) % 3
+    mask = torch.rand(40, generator=torch.Generator().manual_seed(1)) < 0.5
+    g = Graph(x, ei, y=y, mask=mask)
+    torch.manual_seed(0)
+    l1, l2 = SAGEConv(5, 6).double(), SAGEConv(6, 3).double()
+    full = l2(l1(x, ei).relu(), ei)
+    seen = []
+    for b in neighbor_batches(g, [-1, -1], 7, torch.Generator().manual_seed(0)):
+        ids = b.extra["node_ids"][b.mask]
+        seen.append(ids)
+        assert torch.equal(b.y[b.mask], y[ids])
+        assert_same_maths(l2(l1(b.x, b.edge_index).relu(), b.edge_index)[b.mask], full[ids])
+    seen = torch.cat(seen)
+    assert torch.equal(torch.sort(seen).values, torch.nonzero(mask).flatten())

@@ -13,7 +13,7 @@ from deepnotes.graph.loops import (
 from deepnotes.graph.message_passing import MessagePassing
 from deepnotes.graph.readout import global_add_pool, global_max_pool, global_mean_pool
 from deepnotes.graph.sage import LSTMAggregation, SAGEConv
-from deepnotes.graph.sampling import SampledSubgraph, sample_neighbors
+from deepnotes.graph.sampling import SampledSubgraph, neighbor_batches, sample_neighbors
 from deepnotes.graph.scatter import degree, scatter, segment_softmax
 from deepnotes.graph.simple import GraphNetworkLayer, SimpleGNNLayer
 
@@ -37,6 +37,7 @@ __all__ = [
     "global_add_pool",
     "global_max_pool",
     "global_mean_pool",
+    "neighbor_batches",
     "remove_self_loops",
     "sample_neighbors",
     "scatter",

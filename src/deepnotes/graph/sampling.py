@@ -91,3 +91,31 @@ def sample_neighbors(
         edge_ids=edge_ids,
         num_seeds=seeds.numel(),
     )
+
+
+def neighbor_batches(
+    graph,
+    num_neighbors: Sequence[int],
+    batch_size: int,
+    generator: torch.Generator | None = None,
+    shuffle: bool = True,
+):
+    """Mini-batches for node classification on one large graph (GraphSAGE-style training).
+
+    The nodes of ``graph.mask`` (all nodes without a mask) are split into seed batches of
+    ``batch_size``; each batch is the :func:`sample_neighbors` subgraph as a
+    :class:`~deepnotes.graph.data.Graph` whose ``mask`` marks its seeds (its first nodes), with
+    ``x`` and ``y`` restricted to the subgraph — so a node-classification step runs unchanged.
+    """
+    from deepnotes.graph.data import Graph
+
+    check_int("batch_size", batch_size, min=1)
+    nodes = torch.arange(graph.num_nodes) if graph.mask is None else torch.nonzero(graph.mask).flatten()
+    if shuffle:
+        nodes = nodes[torch.randperm(nodes.numel(), generator=generator)]
+    for seeds in torch.split(nodes, batch_size):
+        sub = sample_neighbors(graph.edge_index, seeds, num_neighbors, graph.num_nodes, generator)
+        mask = torch.zeros(sub.node_ids.numel(), dtype=torch.bool)
+        mask[: sub.num_seeds] = True
+        y = None if graph.y is None else graph.y[sub.node_ids]
+        yield Graph(graph.x[sub.node_ids], sub.edge_index, y=y, mask=mask, extra={"node_ids": sub.node_ids})
