@@ -328,7 +328,7 @@ TOPICS: list[Topic] = [
           tests=('tests/graph/test_graph_ops.py',)),
     Topic('22.2', 'GCN, GAT, GraphSAGE, GIN',
           ref='`torch_geometric.nn` layers with copied weights',
-          impl=('deepnotes.graph.GCNConv', 'deepnotes.graph.GATConv', 'deepnotes.graph.SAGEConv', 'deepnotes.graph.GINConv', 'deepnotes.graph.gcn_norm', 'deepnotes.graph.sample_neighbors', 'deepnotes.graph.fast.fast_forward'),
+          impl=('deepnotes.graph.GCNConv', 'deepnotes.graph.GATConv', 'deepnotes.graph.SAGEConv', 'deepnotes.graph.GINConv', 'deepnotes.graph.gcn_norm', 'deepnotes.graph.sample_neighbors', 'deepnotes.graph.neighbor_batches', 'deepnotes.graph.fast.fast_forward'),
           tests=('tests/graph/test_graph_layers.py', 'tests/graph/test_graph_fast.py', 'tests/graph/test_graph_sampling.py', 'tests/graph/test_graph_inputs.py')),
     Topic('22.3', 'Node classification, link prediction, graph classification',
           ref='',
