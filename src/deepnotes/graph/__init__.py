@@ -1,5 +1,6 @@
 """Graph neural networks: message passing, GCN, GAT, GraphSAGE, GIN, readouts, sampling."""
 
+from deepnotes.graph import datasets, models  # noqa: F401  (register the datasets and models)
 from deepnotes.graph.checks import check_edge_index, check_edge_weight, check_node_features
 from deepnotes.graph.gat import GATConv
 from deepnotes.graph.gcn import GCNConv

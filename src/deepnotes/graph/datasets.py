@@ -179,8 +179,9 @@ def karate_link(seed: int = 0) -> DataSplits:
     return _link_data(karate(seed).train[0], seed, 16)
 
 
-@DATASETS.register("sbm-link", task="link", description="3-block SBM edges: 10% val / 10% test held out")
+@DATASETS.register("sbm-link", task="link", description="3-block SBM (p_in 0.1), 10% val / 10% test edges held out")
 def sbm_link(seed: int = 0) -> DataSplits:
-    """Link prediction on the 3-block SBM (``num_classes`` is the embedding size, 16)."""
-    x, edge_index, _, _ = sbm_node_data(seed)
+    """Link prediction on a 3-block SBM of 300 nodes (p_in 0.1, p_out 0.005, feature signal 1);
+    ``num_classes`` is the embedding size, 16."""
+    x, edge_index, _, _ = sbm_node_data(seed, p_in=0.1, feature_signal=1.0)
     return _link_data(Graph(x, edge_index), seed, 16)
