@@ -152,6 +152,7 @@ def _wl_histograms(edge_sets, n_nodes, rounds: int = 3) -> list[torch.Tensor]:
     return [torch.bincount(colour[graph.batch == b], minlength=k) for b in range(len(edge_sets))]
 
 
+@torch.no_grad()
 def _embedding_gap(make_layers, e1, e2, n) -> float:
     """|readout(G1) − readout(G2)|_max for a stack of layers on constant features."""
     outs = []
