@@ -42,7 +42,7 @@ def test_node_task_accuracy_counts_only_masked_nodes():
             return out
 
     task = NodeClassificationTask()
-    sums = task._sums(Oracle()(g), g, 0.0)
+    sums = task._sums(Oracle()(g), g, 0.0)  # the counts behind the accuracy
     assert sums["correct"] == sums["count"] == 18
 
 
@@ -96,3 +96,12 @@ def test_cli_train(tmp_path, task, model, data):
     assert rc == 0
     summary = json.loads((out / "summary.json").read_text())
     assert 0.0 <= summary["test_accuracy"] <= 1.0
+
+
+def test_cli_train_link(tmp_path):
+    from deepnotes.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--task", "link", "--model", "gcn", "--data", "sbm-link", "--epochs", "3",
+                 "--out", str(out), "--no-progress"]) == 0
+    assert 0.0 <= json.loads((out / "summary.json").read_text())["test_auc"] <= 1.0

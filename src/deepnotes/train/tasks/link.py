@@ -6,6 +6,9 @@ every split passes messages over the training edges; ``extra["pos"]`` holds the 
 pairs and, for validation and testing, ``extra["neg"]`` fixed non-edges. Training draws fresh
 negatives (as many as positives) every step from the task's own generator, saved in checkpoints
 so that a resumed run draws the same ones. The model's output for a graph is its node embeddings.
+
+The loss is the task's own — binary cross-entropy on the pair logits — so :meth:`default_loss`
+is ``None``; a loss given to the trainer replaces it and is called as ``loss(scores, labels)``.
 """
 
 from __future__ import annotations
@@ -33,7 +36,11 @@ class LinkPredictionTask(Task):
         self.generator = torch.Generator().manual_seed(seed)
 
     def default_loss(self):
-        return F.binary_cross_entropy_with_logits
+        return None
+
+    @staticmethod
+    def _loss(ctx: StepContext):
+        return ctx.loss_fn or F.binary_cross_entropy_with_logits
 
     def collate(self, samples: list[Graph]) -> Graph:
         if len(samples) != 1:
@@ -58,7 +65,7 @@ class LinkPredictionTask(Task):
     def training_step(self, ctx: StepContext, batch: Graph) -> dict[str, float]:
         pairs, labels = self._pairs(batch)
         scores = dot_scores(ctx.model(batch), pairs)
-        value = ctx.optimize(ctx.loss_fn(scores, labels))
+        value = ctx.optimize(self._loss(ctx)(scores, labels))
         return {"loss": value * labels.numel(), "count": labels.numel()}
 
     def evaluate(self, ctx: StepContext, batches) -> dict[str, float]:
@@ -73,7 +80,7 @@ class LinkPredictionTask(Task):
         y = torch.cat([g[1] for g in gathered]).double()
         if y.numel() == 0:
             raise ValueError("evaluation data is empty: nothing to measure")
-        return {"loss": float(F.binary_cross_entropy_with_logits(s, y)), "auc": float(roc_auc(y.numpy(), s.numpy()))}
+        return {"loss": float(self._loss(ctx)(s, y)), "auc": float(roc_auc(y.numpy(), s.numpy()))}
 
     def summarize(self, sums: dict[str, float]) -> dict[str, float]:
         return {"loss": sums["loss"] / sums["count"]}

@@ -2,13 +2,16 @@
 
 A dataset item is a :class:`~deepnotes.graph.data.Graph` whose boolean ``mask`` marks the nodes
 of its split (train, val or test) — the whole graph always passes messages (transductive
-learning), only the masked nodes count in the loss and the accuracy.
+learning), only the masked nodes count in the loss and the accuracy. A batch is the pair
+``(graph, graph.y)``, the (input, target) shape every task's batch has.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 
 from deepnotes.core.registry import TASKS
@@ -26,32 +29,37 @@ class NodeClassificationTask(Task):
     def default_loss(self):
         return F.cross_entropy
 
-    def collate(self, samples: list[Graph]) -> Graph:
-        return samples[0] if len(samples) == 1 else collate_graphs(samples)
+    def collate(self, samples: list[Graph]) -> tuple[Graph, Any]:
+        graph = samples[0] if len(samples) == 1 else collate_graphs(samples)
+        if graph.mask is None:
+            graph = replace(graph, mask=torch.ones(graph.num_nodes, dtype=torch.bool))
+        return graph, graph.y
 
-    def to_device(self, batch: Graph, device) -> Graph:
-        return batch.to(device)
+    def to_device(self, batch: tuple[Graph, Any], device) -> tuple[Graph, Any]:
+        graph = batch[0].to(device)
+        return graph, graph.y
 
-    def batch_size(self, batch: Graph) -> int:
-        return int(batch.mask.sum()) if batch.mask is not None else batch.num_nodes
+    def batch_size(self, batch: tuple[Graph, Any]) -> int:
+        return int(batch[0].mask.sum())
 
-    def _sums(self, out, batch: Graph, loss_value: float) -> dict[str, float]:
-        mask = batch.mask
-        n = self.batch_size(batch)
-        correct = float((out.detach()[mask].argmax(1) == batch.y[mask]).sum())
+    def _sums(self, out, graph: Graph, loss_value: float) -> dict[str, float]:
+        n = int(graph.mask.sum())
+        correct = float((out.detach()[graph.mask].argmax(1) == graph.y[graph.mask]).sum())
         return {"loss": loss_value * n, "count": n, "correct": correct}
 
-    def training_step(self, ctx: StepContext, batch: Graph) -> dict[str, float]:
-        out = ctx.model(batch)
-        value = ctx.optimize(ctx.loss_fn(out[batch.mask], batch.y[batch.mask]))
-        return self._sums(out, batch, value)
+    def training_step(self, ctx: StepContext, batch: tuple[Graph, Any]) -> dict[str, float]:
+        graph, y = batch
+        out = ctx.model(graph)
+        value = ctx.optimize(ctx.loss_fn(out[graph.mask], y[graph.mask]))
+        return self._sums(out, graph, value)
 
-    def eval_step(self, ctx: StepContext, batch: Graph) -> dict[str, float]:
-        out = ctx.module(batch)
-        return self._sums(out, batch, float(ctx.loss_fn(out[batch.mask], batch.y[batch.mask])))
+    def eval_step(self, ctx: StepContext, batch: tuple[Graph, Any]) -> dict[str, float]:
+        graph, y = batch
+        out = ctx.module(graph)
+        return self._sums(out, graph, float(ctx.loss_fn(out[graph.mask], y[graph.mask])))
 
     def summarize(self, sums: dict[str, float]) -> dict[str, float]:
         return {"loss": sums["loss"] / sums["count"], "accuracy": sums["correct"] / sums["count"]}
 
-    def predict_step(self, module, batch: Graph) -> Any:
-        return module(batch)
+    def predict_step(self, module, batch: tuple[Graph, Any]) -> Any:
+        return module(batch[0])
