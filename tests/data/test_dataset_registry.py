@@ -14,7 +14,15 @@ def test_every_dataset_honours_the_contract(name):
     assert splits.task in (*TASKS.names(), "detect")  # "detect": the detection task lands with the detectors
     assert DATASETS.meta(name).get("task", "classification") == splits.task, "registry metadata names its task"
     assert min(len(splits.train), len(splits.val), len(splits.test)) > 0
-    x, y = splits.train[0]
+    item = splits.train[0]
+    if not isinstance(item, (tuple, list)):  # a graph: its task's collate makes the (input, target) batch
+        batch = TASKS.create(splits.task).collate([item])
+        x_graph = batch[0] if isinstance(batch, (tuple, list)) else batch
+        assert x_graph.x.shape[1:] == tuple(splits.in_shape) and torch.isfinite(x_graph.x).all()
+        again = DATASETS.create(name, seed=0).train[0]
+        assert torch.equal(again.x, item.x) and torch.equal(again.edge_index, item.edge_index)
+        return
+    x, y = item
     assert tuple(x.shape) == tuple(splits.in_shape), (name, x.shape, splits.in_shape)
     assert torch.isfinite(x).all()
     if splits.task == "classification":
