@@ -1,0 +1,70 @@
+"""Object detection toolkit: boxes, the IoU family, NMS variants, anchors, matching, box losses, mAP.
+
+Boxes are ``Tensor[N, 4]`` in ``xyxy`` unless said otherwise; names, argument order and defaults
+follow ``torchvision.ops`` and ``torchvision.models.detection``.
+"""
+
+from deepnotes.detection.anchors import AnchorGenerator, kmeans_anchors, wh_iou
+from deepnotes.detection.boxes import box_area, box_convert, clip_boxes_to_image, remove_small_boxes
+from deepnotes.detection.coder import BoxCoder, yolo_decode, yolo_encode
+from deepnotes.detection.iou import (
+    box_iou,
+    box_iou_paired,
+    complete_box_iou,
+    complete_box_iou_paired,
+    distance_box_iou,
+    distance_box_iou_paired,
+    generalized_box_iou,
+    generalized_box_iou_paired,
+)
+from deepnotes.detection.losses import (
+    complete_box_iou_loss,
+    distance_box_iou_loss,
+    eiou_loss,
+    generalized_box_iou_loss,
+    iou_loss,
+    repulsion_loss,
+    sigmoid_focal_loss,
+    smooth_l1_box_loss,
+)
+from deepnotes.detection.map import mean_average_precision, measure_fps
+from deepnotes.detection.matcher import BalancedPositiveNegativeSampler, Matcher
+from deepnotes.detection.nms import batched_nms, diou_nms, nms
+from deepnotes.detection.soft_nms import soft_nms
+
+__all__ = [
+    "AnchorGenerator",
+    "BalancedPositiveNegativeSampler",
+    "BoxCoder",
+    "Matcher",
+    "batched_nms",
+    "box_area",
+    "box_convert",
+    "box_iou",
+    "box_iou_paired",
+    "clip_boxes_to_image",
+    "complete_box_iou",
+    "complete_box_iou_loss",
+    "complete_box_iou_paired",
+    "diou_nms",
+    "distance_box_iou",
+    "distance_box_iou_loss",
+    "distance_box_iou_paired",
+    "eiou_loss",
+    "generalized_box_iou",
+    "generalized_box_iou_loss",
+    "generalized_box_iou_paired",
+    "iou_loss",
+    "kmeans_anchors",
+    "mean_average_precision",
+    "measure_fps",
+    "nms",
+    "remove_small_boxes",
+    "repulsion_loss",
+    "sigmoid_focal_loss",
+    "smooth_l1_box_loss",
+    "soft_nms",
+    "wh_iou",
+    "yolo_decode",
+    "yolo_encode",
+]
