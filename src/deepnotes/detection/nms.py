@@ -153,6 +153,21 @@ def _check(boxes, scores, iou_threshold) -> tuple[torch.Tensor, torch.Tensor, fl
     return boxes, scores, check_threshold("iou_threshold", iou_threshold)
 
 
+def _threshold_in(threshold: float, dtype: torch.dtype) -> torch.Tensor | float:
+    """The threshold as a scalar of the IoU's dtype, rounded down.
+
+    torchvision compares a float32 IoU with the threshold as a double. Comparing two float32
+    values instead agrees exactly when the threshold is rounded toward −inf: no float32 lies
+    strictly between a double and its float32 floor.
+    """
+    if not dtype.is_floating_point or dtype == torch.float64:
+        return threshold
+    t = torch.tensor(threshold, dtype=dtype)
+    if float(t) > threshold:
+        t = torch.nextafter(t, torch.tensor(-torch.inf, dtype=dtype))
+    return t
+
+
 def _columns(boxes: torch.Tensor) -> list[torch.Tensor]:
     return [*boxes.unbind(1), (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])]
 
@@ -189,6 +204,7 @@ def _nms(boxes, scores, iou_threshold, groups, criterion) -> torch.Tensor:
     n = boxes.shape[0]
     if n == 0:
         return torch.empty(0, dtype=torch.int64, device=boxes.device)
+    iou_threshold = _threshold_in(iou_threshold, boxes.dtype)
     order = torch.sort(scores, descending=True, stable=True)[1]
     rank = torch.empty_like(order)
     rank[order] = torch.arange(n)
