@@ -93,12 +93,19 @@ def test_batched_nms_equals_torchvision_on_both_paths(seed):
         b, s = scene(n, seed, ties=seed % 2 == 1)
         idx = torch.randint(0, 1 + seed * 3, (n,), generator=torch.Generator().manual_seed(seed))
         for thr in (0.3, 0.6):
-            assert torch.equal(batched_nms(b, s, idx, thr), tvo.batched_nms(b, s, idx, thr)), (n, thr)
+            assert torch.equal(batched_nms(b, s, idx, thr), tvo.batched_nms(b, s, idx, thr)), (
+                n,
+                thr,
+            )
 
 
 def test_empty_inputs():
     e, s = torch.zeros(0, 4), torch.zeros(0)
-    for out in (nms(e, s, 0.5), batched_nms(e, s, torch.zeros(0, dtype=torch.int64), 0.5), diou_nms(e, s, 0.5)):
+    for out in (
+        nms(e, s, 0.5),
+        batched_nms(e, s, torch.zeros(0, dtype=torch.int64), 0.5),
+        diou_nms(e, s, 0.5),
+    ):
         assert out.shape == (0,) and out.dtype == torch.int64
     keep, sc = soft_nms(e, s)
     assert keep.shape == (0,) and keep.dtype == torch.int64 and sc.shape == (0,)
@@ -162,7 +169,9 @@ def test_soft_nms_equals_a_slow_loop(method, seed):
     keep, kept = soft_nms(b, s, method=method, sigma=0.5, iou_threshold=0.3, score_threshold=0.05)
     ref_keep, ref_kept = slow_soft_nms(b.tolist(), s.tolist(), method, 0.5, 0.3, 0.05)
     assert keep.tolist() == ref_keep
-    torch.testing.assert_close(kept, torch.tensor(ref_kept, dtype=torch.float64), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        kept, torch.tensor(ref_kept, dtype=torch.float64), rtol=1e-12, atol=1e-12
+    )
 
 
 def test_soft_nms_linear_with_full_decay_is_greedy_nms():

@@ -133,19 +133,10 @@ def kmeans_anchors(
     k = check_int("k", k, min=1, max=wh.shape[0])
     check_choice("distance", distance, ("iou", "euclidean"))
     max_iter = check_int("max_iter", max_iter, min=1)
-    g = make_generator(seed)
-
-    def dist(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        return 1 - wh_iou(x, c) if distance == "iou" else torch.cdist(x, c) ** 2
-
-    centres = wh[torch.randint(wh.shape[0], (1,), generator=g)]
-    for _ in range(1, k):  # k-means++: next centre drawn with probability ∝ distance to the nearest
-        d = dist(wh, centres).min(1).values.clamp(min=0)
-        p = d / d.sum() if float(d.sum()) > 0 else torch.full_like(d, 1 / len(d))
-        centres = torch.cat([centres, wh[torch.multinomial(p, 1, generator=g)]])
+    centres = seed_centres(wh, k, distance, make_generator(seed))
     assign = None
     for _ in range(max_iter):
-        new = dist(wh, centres).argmin(1)
+        new = _distance(wh, centres, distance).argmin(1)
         if assign is not None and torch.equal(new, assign):
             break
         assign = new
@@ -154,3 +145,19 @@ def kmeans_anchors(
         centres = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], centres)
     centres = centres[torch.argsort(centres[:, 0] * centres[:, 1])]
     return centres, float(wh_iou(wh, centres).max(1).values.mean())
+
+
+def _distance(x: torch.Tensor, c: torch.Tensor, distance: str) -> torch.Tensor:
+    return 1 - wh_iou(x, c) if distance == "iou" else torch.cdist(x, c) ** 2
+
+
+def seed_centres(
+    wh: torch.Tensor, k: int, distance: str, generator: torch.Generator
+) -> torch.Tensor:
+    """k-means++ seeding: each next centre is drawn with probability ∝ its distance to the nearest one."""
+    centres = wh[torch.randint(wh.shape[0], (1,), generator=generator)]
+    for _ in range(1, k):
+        d = _distance(wh, centres, distance).min(1).values.clamp(min=0)
+        p = d / d.sum() if float(d.sum()) > 0 else torch.full_like(d, 1 / len(d))
+        centres = torch.cat([centres, wh[torch.multinomial(p, 1, generator=generator)]])
+    return centres
