@@ -1,4 +1,5 @@
-"""Object detection toolkit: boxes, the IoU family, NMS variants, anchors, matching, box losses, mAP.
+"""Object detection toolkit: boxes, the IoU family, NMS variants, anchors, matching, RoI operators,
+box losses, mAP.
 
 Boxes are ``Tensor[N, 4]`` in ``xyxy`` unless said otherwise; names, argument order and defaults
 follow ``torchvision.ops`` and ``torchvision.models.detection``.
@@ -30,6 +31,10 @@ from deepnotes.detection.losses import (
 from deepnotes.detection.map import mean_average_precision, measure_fps
 from deepnotes.detection.matcher import BalancedPositiveNegativeSampler, Matcher
 from deepnotes.detection.nms import batched_nms, diou_nms, nms
+from deepnotes.detection.roi_align import PSRoIAlign, RoIAlign, ps_roi_align, roi_align
+from deepnotes.detection.roi_common import rois_from_boxes
+from deepnotes.detection.roi_pool import RoIPool, roi_pool, roi_spatial_pyramid_pool
+from deepnotes.detection.roi_warp import roi_warp
 from deepnotes.detection.soft_nms import soft_nms
 
 __all__ = [
@@ -37,6 +42,9 @@ __all__ = [
     "BalancedPositiveNegativeSampler",
     "BoxCoder",
     "Matcher",
+    "PSRoIAlign",
+    "RoIAlign",
+    "RoIPool",
     "batched_nms",
     "box_area",
     "box_convert",
@@ -59,8 +67,14 @@ __all__ = [
     "mean_average_precision",
     "measure_fps",
     "nms",
+    "ps_roi_align",
     "remove_small_boxes",
     "repulsion_loss",
+    "roi_align",
+    "roi_pool",
+    "roi_spatial_pyramid_pool",
+    "roi_warp",
+    "rois_from_boxes",
     "sigmoid_focal_loss",
     "smooth_l1_box_loss",
     "soft_nms",
