@@ -18,7 +18,7 @@ Example
 >>> import torch
 >>> coder = BoxCoder(weights=(1., 1., 1., 1.))
 >>> coder.encode(torch.tensor([[0., 0., 4., 4.]]), torch.tensor([[0., 0., 2., 2.]]))
-tensor([[1.0000, 1.0000, 0.6931, 0.6931]])
+tensor([[0.5000, 0.5000, 0.6931, 0.6931]])
 """
 
 from __future__ import annotations
