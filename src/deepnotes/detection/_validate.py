@@ -33,16 +33,15 @@ def check_boxes(
     if not ok_shape:
         want = "(N, 4) or (4,)" if allow_1d else "(N, 4)"
         raise ValueError(f"{name} must have shape {want}, got {tuple(boxes.shape)}")
-    if boxes.is_floating_point() and not bool(torch.isfinite(boxes).all()):
-        raise ValueError(f"{name} must be finite (found NaN or inf)")
-    if fmt == "xyxy":
-        bad = (boxes[..., 2] < boxes[..., 0]) | (boxes[..., 3] < boxes[..., 1])
-        what = "x2 >= x1 and y2 >= y1"
-    else:
-        bad = (boxes[..., 2] < 0) | (boxes[..., 3] < 0)
-        what = "width >= 0 and height >= 0"
-    if bool(bad.any()):
-        first = int(torch.nonzero(bad.reshape(-1))[0])
+    # one reduction decides the common case; the element-wise test only runs when it fails
+    # (a sum of finite values can overflow)
+    if boxes.is_floating_point() and not bool(torch.isfinite(boxes.sum())):
+        if not bool(torch.isfinite(boxes).all()):
+            raise ValueError(f"{name} must be finite (found NaN or inf)")
+    sides = boxes[..., 2:] - boxes[..., :2] if fmt == "xyxy" else boxes[..., 2:]
+    if sides.numel() and bool(sides.min() < 0):
+        what = "x2 >= x1 and y2 >= y1" if fmt == "xyxy" else "width >= 0 and height >= 0"
+        first = int(torch.nonzero((sides < 0).any(-1).reshape(-1))[0])
         raise ValueError(
             f"{name} must satisfy {what} ({fmt}); box {first} is {boxes.reshape(-1, 4)[first].tolist()}"
         )

@@ -58,19 +58,29 @@ def _prepare(boxes1, boxes2, reduction, eps):
     return up(boxes1), up(boxes2)
 
 
-def _parts(a: torch.Tensor, b: torch.Tensor, eps: float):
-    """IoU (with eps), the enclosing box's width and height, and the squared centre distance."""
+def _iou_union(a: torch.Tensor, b: torch.Tensor, eps: float):
+    """IoU (with eps) and the union, in torchvision's arithmetic."""
     x1, y1, x2, y2 = a.unbind(-1)
     x1g, y1g, x2g, y2g = b.unbind(-1)
-    iw = (torch.min(x2, x2g) - torch.max(x1, x1g)).clamp(min=0)
-    ih = (torch.min(y2, y2g) - torch.max(y1, y1g)).clamp(min=0)
+    iw = (torch.min(x2, x2g) - torch.max(x1, x1g)).clamp_(min=0)
+    ih = (torch.min(y2, y2g) - torch.max(y1, y1g)).clamp_(min=0)
     inter = iw * ih
     union = (x2 - x1) * (y2 - y1) + (x2g - x1g) * (y2g - y1g) - inter
-    iou = inter / (union + eps)
-    cw = torch.max(x2, x2g) - torch.min(x1, x1g)
-    ch = torch.max(y2, y2g) - torch.min(y1, y1g)
-    rho2 = ((x2 + x1) / 2 - (x1g + x2g) / 2) ** 2 + ((y2 + y1) / 2 - (y1g + y2g) / 2) ** 2
-    return iou, union, cw, ch, rho2
+    return inter / (union + eps), union
+
+
+def _enclosing(a: torch.Tensor, b: torch.Tensor):
+    """Width and height of the smallest box enclosing both."""
+    return (
+        torch.max(a[..., 2], b[..., 2]) - torch.min(a[..., 0], b[..., 0]),
+        torch.max(a[..., 3], b[..., 3]) - torch.min(a[..., 1], b[..., 1]),
+    )
+
+
+def _centre_distance2(a: torch.Tensor, b: torch.Tensor):
+    dx = (a[..., 2] + a[..., 0]) / 2 - (b[..., 0] + b[..., 2]) / 2
+    dy = (a[..., 3] + a[..., 1]) / 2 - (b[..., 1] + b[..., 3]) / 2
+    return dx**2 + dy**2
 
 
 def iou_loss(
@@ -78,7 +88,7 @@ def iou_loss(
 ) -> torch.Tensor:
     """``1 − IoU`` element-wise."""
     a, b = _prepare(boxes1, boxes2, reduction, eps)
-    return _reduce(1 - _parts(a, b, eps)[0], reduction)
+    return _reduce(1 - _iou_union(a, b, eps)[0], reduction)
 
 
 def generalized_box_iou_loss(
@@ -86,14 +96,16 @@ def generalized_box_iou_loss(
 ) -> torch.Tensor:
     """``1 − GIoU`` element-wise (torchvision's ``generalized_box_iou_loss``)."""
     a, b = _prepare(boxes1, boxes2, reduction, eps)
-    iou, union, cw, ch, _ = _parts(a, b, eps)
+    iou, union = _iou_union(a, b, eps)
+    cw, ch = _enclosing(a, b)
     area_c = cw * ch
     return _reduce(1 - (iou - (area_c - union) / (area_c + eps)), reduction)
 
 
 def _diou_loss(a, b, eps):
-    iou, _, cw, ch, rho2 = _parts(a, b, eps)
-    return 1 - iou + rho2 / (cw**2 + ch**2 + eps), iou, cw, ch
+    iou, _ = _iou_union(a, b, eps)
+    cw, ch = _enclosing(a, b)
+    return 1 - iou + _centre_distance2(a, b) / (cw**2 + ch**2 + eps), iou, cw, ch
 
 
 def distance_box_iou_loss(

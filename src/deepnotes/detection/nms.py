@@ -43,7 +43,7 @@ PAIR_CHUNK = 1 << 20
 #: how many of the best-scored boxes are decided before the rest (see ``_nms``) ...
 HEAD = 64
 #: ... once there are more than this many boxes (below it the pre-pass costs more than it saves)
-HEAD_FROM = 2048
+HEAD_FROM = 256
 
 
 def _pair_iou(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
@@ -89,8 +89,9 @@ def _suppression_edges(
 
     Boxes sorted by their sweep key: box ``p`` can only overlap boxes ``p+1 … stop[p]-1`` (those
     starting before it ends). A chunk of consecutive boxes reads its runs as a strided window
-    of the sorted coordinates, as wide as the chunk's longest run; the coordinates are padded
-    with empty boxes far to the right, which overlap nothing.
+    of the sorted coordinates, as wide as the chunk's longest run (padded with empty boxes far to
+    the right, which overlap nothing); only the pairs that also overlap along y are gathered
+    and given to the criterion.
     """
     n = boxes.shape[0]
     empty = torch.empty(0, dtype=torch.int64)
@@ -120,10 +121,18 @@ def _suppression_edges(
         width = min(longest, max(1, int(count[r0 : r0 + max(1, PAIR_CHUNK // longest)].max())))
         r1 = min(n, r0 + max(1, PAIR_CHUNK // max(width, 1)))
         width = max(1, int(count[r0:r1].max()))
-        a = [c[r0:r1, None] for c in cols]
-        w = [p[r0 + 1 : r1 + width].unfold(0, width, 1) for p in padded]
-        r, k = torch.nonzero(criterion(a, w) > iou_threshold, as_tuple=True)
+        # a cheap test first: does the pair overlap at all? (start before the end along x, and
+        # along y); a pair that does not has IoU 0 and DIoU < 0, never above the threshold
+        y1, y2 = (
+            padded[1][r0 + 1 : r1 + width].unfold(0, width, 1),
+            padded[3][r0 + 1 : r1 + width].unfold(0, width, 1),
+        )
+        overlap = torch.min(cols[3][r0:r1, None], y2) > torch.max(cols[1][r0:r1, None], y1)
+        overlap &= torch.arange(width) < count[r0:r1, None]
+        r, k = torch.nonzero(overlap, as_tuple=True)
         i, j = r + r0, r + r0 + 1 + k
+        hit = criterion([c[i] for c in cols], [c[j] for c in cols]) > iou_threshold
+        i, j = i[hit], j[hit]
         if g is not None:
             same = g[i] == g[j]
             i, j = i[same], j[same]

@@ -53,17 +53,23 @@ def _max_in_windows(table, b, lo_y, hi_y, lo_x, hi_x, hw):
     win_h = max(int((hi_y - lo_y).max()), 1)
     win_w = max(int((hi_x - lo_x).max()), 1)
     best = table.new_full((k, ph, pw, table.shape[1]), float("-inf"))
-    for dy in range(win_h):  # a loop over window offsets (a few), each step vectorized over all bins
+    for dy in range(
+        win_h
+    ):  # a loop over window offsets (a few), each step vectorized over all bins
         row = lo_y + dy  # (K, PH)
         for dx in range(win_w):
             col = lo_x + dx  # (K, PW)
             inside = (row < hi_y).view(k, ph, 1) & (col < hi_x).view(k, 1, pw)
-            pixel = (b.view(-1, 1, 1) * h + row.clamp(max=h - 1).view(k, ph, 1)) * w + col.clamp(max=w - 1).view(k, 1, pw)
+            pixel = (b.view(-1, 1, 1) * h + row.clamp(max=h - 1).view(k, ph, 1)) * w + col.clamp(
+                max=w - 1
+            ).view(k, 1, pw)
             value = table.index_select(0, pixel.flatten()).view(k, ph, pw, -1)
             better = (value > best) & inside.unsqueeze(-1)
             best = torch.where(better, value, best)
     empty = ((hi_y <= lo_y).view(k, ph, 1) | (hi_x <= lo_x).view(k, 1, pw)).unsqueeze(-1)
-    return torch.where(empty, torch.zeros_like(best), best).permute(0, 3, 1, 2)  # an empty bin gives 0
+    return torch.where(empty, torch.zeros_like(best), best).permute(
+        0, 3, 1, 2
+    )  # an empty bin gives 0
 
 
 def roi_pool(input: torch.Tensor, boxes, output_size, spatial_scale: float = 1.0) -> torch.Tensor:
@@ -103,7 +109,9 @@ def roi_spatial_pyramid_pool(
     if not levels:
         raise ValueError("levels must not be empty")
     lv = [check_int(f"levels[{i}]", v, min=1) for i, v in enumerate(levels)]
-    return torch.cat([roi_pool(input, boxes, level, spatial_scale).flatten(1) for level in lv], dim=1)
+    return torch.cat(
+        [roi_pool(input, boxes, level, spatial_scale).flatten(1) for level in lv], dim=1
+    )
 
 
 class RoIPool(nn.Module):
