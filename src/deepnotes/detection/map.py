@@ -76,12 +76,11 @@ def _flatten(items: Sequence[dict], is_pred: bool) -> dict[str, np.ndarray]:
         if b.shape[1] != 4:
             raise ValueError(f"{kind}[{i}]['boxes'] must have shape (N, 4), got {tuple(b.shape)}")
 
-    def cat(parts, dtype):
-        return (
-            torch.cat(parts).detach().cpu().to(dtype or parts[0].dtype)
-            if parts
-            else torch.zeros(0, dtype=dtype or torch.int64)
-        )  # noqa: E731
+    def cat(parts: list[torch.Tensor], dtype: torch.dtype | None) -> torch.Tensor:
+        """All images' tensors in one (``dtype`` or the first one's; int64 when there are none)."""
+        if not parts:
+            return torch.zeros(0, dtype=dtype or torch.int64)
+        return torch.cat(parts).detach().cpu().to(dtype or parts[0].dtype)
 
     all_boxes = check_boxes(f"{kind}[*]['boxes']", cat(boxes, torch.float64).reshape(-1, 4))
     labels = _column(kind, items, "labels", 1)
