@@ -48,7 +48,8 @@ HEAD_FROM = 256
 
 def _pair_iou(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
     """IoU of broadcast boxes ``a = [x1, y1, x2, y2, area]``, ``b`` alike, in torchvision's NMS
-    arithmetic; 0/0 (two empty boxes) counts as no overlap."""
+    arithmetic (its kernel's operations in its order, in the boxes' dtype); 0/0 (two empty
+    boxes) counts as no overlap."""
     w = (torch.min(a[2], b[2]) - torch.max(a[0], b[0])).clamp_(min=0)
     h = (torch.min(a[3], b[3]) - torch.max(a[1], b[1])).clamp_(min=0)
     inter = w.mul_(h)
@@ -108,11 +109,9 @@ def _suppression_edges(
     if longest <= 0:
         return empty, empty
     b = boxes[by_start]
-    cols = [*b.unbind(1), (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])]
-    far = float(boxes.max()) + 1
-    padded = [
-        torch.cat((c, c.new_full((longest + 1,), far if k < 4 else 0))) for k, c in enumerate(cols)
-    ]
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    pad = b.new_zeros((longest + 1,))  # beyond the last box: y from 0 to 0, overlapping nothing
+    y1, y2 = torch.cat((b[:, 1], pad)), torch.cat((b[:, 3], pad))
     g = groups[by_start] if groups is not None else None
     src, dst = [], []
     r0 = 0
@@ -123,15 +122,13 @@ def _suppression_edges(
         width = max(1, int(count[r0:r1].max()))
         # a cheap test first: does the pair overlap at all? (start before the end along x, and
         # along y); a pair that does not has IoU 0 and DIoU < 0, never above the threshold
-        y1, y2 = (
-            padded[1][r0 + 1 : r1 + width].unfold(0, width, 1),
-            padded[3][r0 + 1 : r1 + width].unfold(0, width, 1),
-        )
-        overlap = torch.min(cols[3][r0:r1, None], y2) > torch.max(cols[1][r0:r1, None], y1)
+        win_y1 = y1[r0 + 1 : r1 + width].unfold(0, width, 1)
+        win_y2 = y2[r0 + 1 : r1 + width].unfold(0, width, 1)
+        overlap = torch.min(b[r0:r1, 3, None], win_y2) > torch.max(b[r0:r1, 1, None], win_y1)
         overlap &= torch.arange(width) < count[r0:r1, None]
         r, k = torch.nonzero(overlap, as_tuple=True)
         i, j = r + r0, r + r0 + 1 + k
-        hit = criterion([c[i] for c in cols], [c[j] for c in cols]) > iou_threshold
+        hit = criterion([*b[i].unbind(1), area[i]], [*b[j].unbind(1), area[j]]) > iou_threshold
         i, j = i[hit], j[hit]
         if g is not None:
             same = g[i] == g[j]
@@ -205,9 +202,9 @@ def _nms(boxes, scores, iou_threshold, groups, criterion) -> torch.Tensor:
     """Greedy NMS; kept indices by rank.
 
     When boxes crowd around a few objects (a detector's raw output), the best-scored boxes
-    suppress most of the others. So the top :data:`HEAD` boxes are decided first, everything
-    they suppress is dropped with one dense comparison, and this repeats while it removes at
-    least half of what is left; the sweep then settles the rest. Exact: a box that a kept box
+    suppress most of the others. So the top :data:`HEAD` boxes are decided first and, if they
+    suppressed at least half of themselves (a crowded scene), everything the kept ones suppress
+    is dropped with one dense comparison; this repeats, and the sweep settles the rest. Exact: a box that a kept box
     suppresses is suppressed in greedy NMS too, and the survivors only interact among themselves.
     """
     n = boxes.shape[0]
@@ -220,11 +217,11 @@ def _nms(boxes, scores, iou_threshold, groups, criterion) -> torch.Tensor:
     alive, kept = order, []
     while alive.numel() > max(2 * HEAD, HEAD_FROM):
         head, rest = alive[:HEAD], alive[HEAD:]
-        kept.append(_greedy_subset(boxes, rank, head, iou_threshold, groups, criterion))
-        survivors = rest[~_suppressed_by(boxes, kept[-1], rest, iou_threshold, groups, criterion)]
-        alive = survivors
-        if 2 * survivors.numel() > rest.numel():
+        head_kept = _greedy_subset(boxes, rank, head, iou_threshold, groups, criterion)
+        if 2 * head_kept.numel() > HEAD:  # the best boxes barely suppress each other: sweep it all
             break
+        kept.append(head_kept)
+        alive = rest[~_suppressed_by(boxes, head_kept, rest, iou_threshold, groups, criterion)]
     kept.append(_greedy_subset(boxes, rank, alive, iou_threshold, groups, criterion))
     return torch.cat(kept)
 
