@@ -210,6 +210,8 @@ def test_bad_input():
         batched_nms(b, s, torch.zeros(4, dtype=torch.int64), 0.5)
     with pytest.raises(TypeError, match="idxs must be an integer tensor"):
         batched_nms(b, s, torch.zeros(5), 0.5)
+    with pytest.raises(TypeError, match="boxes must be a floating-point tensor"):
+        nms(torch.tensor([[0, 0, 10, 10]]), s[:1], 0.5)
     with pytest.raises(ValueError, match="method must be one of"):
         soft_nms(b, s, method="cubic")
     with pytest.raises(ValueError, match="sigma must be > 0"):

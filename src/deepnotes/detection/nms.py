@@ -155,6 +155,8 @@ def _greedy_keep(n: int, src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
 
 def _check(boxes, scores, iou_threshold) -> tuple[torch.Tensor, torch.Tensor, float]:
     check_boxes("boxes", boxes)
+    if not boxes.is_floating_point():  # as torchvision's kernel, which refuses integer boxes
+        raise TypeError(f"boxes must be a floating-point tensor, got dtype {boxes.dtype}")
     check_scores("scores", scores, boxes.shape[0])
     return boxes, scores, check_threshold("iou_threshold", iou_threshold)
 
