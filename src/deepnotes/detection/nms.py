@@ -6,8 +6,9 @@ sequential scan; here it is three tensor steps:
 
 1. **Candidate pairs.** Two boxes can overlap only if their x-intervals do. Sorting the boxes by
    ``x1`` and searching each box's ``x2`` in that order gives, for every box, the run of boxes
-   that start inside it: every overlapping pair appears once (a sweep line over x). The pairs
-   are processed in chunks of at most :data:`PAIR_CHUNK`, so memory stays bounded on any input.
+   that start inside it: every overlapping pair appears once (a sweep line over x); pairs
+   that do not also overlap along y are dropped before any IoU is computed. The pairs are
+   processed in chunks of at most :data:`PAIR_CHUNK`, so memory stays bounded on any input.
 2. **Suppression edges.** On the candidate pairs, IoU (DIoU for :func:`diou_nms`) is computed
    with the same arithmetic as torchvision's kernel; a pair above the threshold becomes an edge
    from the higher-ranked box to the lower-ranked one (rank: score descending, ties by index).
@@ -16,6 +17,9 @@ sequential scan; here it is three tensor steps:
    exactly greedy NMS: the rule fixes each box from the boxes ranked above it. Each iteration
    is one scatter over the edges; the number of iterations is the longest chain of boxes each
    suppressing the next, not the number of boxes.
+
+In a crowded scene (many boxes on few objects) the best :data:`HEAD` boxes are decided first
+and everything their kept boxes suppress is dropped at once, before the sweep (see ``_nms``).
 
 The result is torchvision's: the same kept indices in the same order (score descending, equal
 scores in index order), boxes exactly at the threshold included (``IoU > threshold`` suppresses,
