@@ -285,8 +285,10 @@ def _recall_at(prec, rec, level):
     topics=("17.2",),
     source="notes 1363-1381",
     statement="Greedy NMS keeps the best box and discards every other box of the class whose IoU with "
-    "it exceeds the threshold; the notes point to variants of NMS (Soft-NMS among them) that refine "
-    "this rule, which loses an object whose box overlaps a better-scored neighbour.",
+    "it exceeds the threshold; the notes then point (by links) to variants of NMS. The claim tested "
+    "is the one made for the best-known variant, Soft-NMS, which decays the scores of overlapping "
+    "boxes instead of discarding them: it recovers objects that greedy NMS loses to a "
+    "better-scored, overlapping neighbour.",
     expected="partly",
     reason="In crowds of overlapping pairs, Soft-NMS finds more objects at low and moderate precision "
     "and in total, but its decayed duplicates outrank the second object of a pair, so at high "
