@@ -56,11 +56,12 @@ def iou_vs_giou_gradient(quick: bool, seed: int) -> ClaimResult:
     final = {}
     for f in (iou_loss, generalized_box_iou_loss):
         p = torch.tensor([[90.0, 40.0, 110.0, 60.0]], dtype=torch.float64, requires_grad=True)
-        opt = torch.optim.Adam([p], lr=1.0)
-        for _ in range(steps):
-            opt.zero_grad()
-            f(p, target).sum().backward()
-            opt.step()
+        for _ in range(
+            steps
+        ):  # normalized gradient descent: 1 px along −∇ per step (none if ∇ = 0)
+            (g,) = torch.autograd.grad(f(p, target).sum(), p)
+            with torch.no_grad():
+                p -= g / g.norm() if g.norm() > 0 else 0.0
         final[f.__name__] = float(box_iou(p.detach(), target))
     fig, (ax1, ax2) = new_figure(ncols=2)
     ax1.plot(offsets, r[:, 0], label="IoU loss")
@@ -82,14 +83,14 @@ def iou_vs_giou_gradient(quick: bool, seed: int) -> ClaimResult:
             "giou_loss_at_offsets_20_40_60": [
                 float(r[np.argmin(np.abs(offsets - v)), 2]) for v in (20, 40, 60)
             ],
-            "final_iou_after_sgd_from_disjoint": final,
+            "final_iou_after_descent_from_disjoint": final,
         },
         test="a 20×20 px prediction slid horizontally past a 20×20 px target: at every disjoint position "
         "the IoU loss must be exactly 1 with a gradient of exactly 0, while the GIoU loss has a non-zero "
         "gradient and grows strictly with the distance",
         holds=holds,
         figures=[fig],
-        observation=f"{steps} Adam steps (lr 1 px) from a disjoint start: IoU loss ends at IoU "
+        observation=f"{steps} normalized gradient steps of 1 px from a disjoint start: IoU loss ends at IoU "
         f"{final['iou_loss']:.3f} (the box never moves), GIoU loss at IoU "
         f"{final['generalized_box_iou_loss']:.3f}.",
     )
