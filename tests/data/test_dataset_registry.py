@@ -11,7 +11,7 @@ from deepnotes.data import DataSplits
 def test_every_dataset_honours_the_contract(name):
     splits = DATASETS.create(name, seed=0)
     assert isinstance(splits, DataSplits)
-    assert splits.task in ("classification", "regression")
+    assert splits.task in ("classification", "regression", "detect")
     assert min(len(splits.train), len(splits.val), len(splits.test)) > 0
     x, y = splits.train[0]
     assert tuple(x.shape) == tuple(splits.in_shape), (name, x.shape, splits.in_shape)
@@ -19,5 +19,8 @@ def test_every_dataset_honours_the_contract(name):
     if splits.task == "classification":
         y = torch.as_tensor(y)  # a class index, or one per time step (copy task)
         assert bool((y >= 0).all()) and bool((y < splits.num_classes).all())
+    if splits.task == "detect":  # torchvision's target dicts: labels 1..num_classes, 0 = background
+        assert y["boxes"].shape == (len(y["labels"]), 4)
+        assert bool((y["labels"] >= 1).all()) and bool((y["labels"] <= splits.num_classes).all())
     again = DATASETS.create(name, seed=0)
     assert torch.equal(again.train[0][0], x), "a dataset must be reproducible from its seed"

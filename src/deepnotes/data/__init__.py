@@ -10,10 +10,15 @@ from deepnotes.data.folder import (
     resolve_dataset,
 )
 from deepnotes.data.loading import collate_variable, make_loader
+from deepnotes.data.shapes import CLASSES as SHAPES_CLASSES
+from deepnotes.data.shapes import ShapesDataset, ShapesSequence, render_shapes, shapes
 from deepnotes.data.splits import DataSplits, split_dataset
 
 __all__ = [
     "DataSplits",
+    "SHAPES_CLASSES",
+    "ShapesDataset",
+    "ShapesSequence",
     "LazyFileDataset",
     "TensorDataset",
     "collate_variable",
@@ -25,6 +30,8 @@ __all__ = [
     "make_loader",
     "read_image",
     "resize_to",
+    "render_shapes",
     "resolve_dataset",
+    "shapes",
     "split_dataset",
 ]
