@@ -9,6 +9,7 @@ from deepnotes.tracking.kalman import (
     measurement_to_box,
 )
 from deepnotes.tracking.kcf import KCF, gaussian_correlation
+from deepnotes.tracking.mot_io import read_mot, write_mot
 from deepnotes.tracking.mot_metrics import check_mot_rows, iou_distance_xywh, mot_metrics
 from deepnotes.tracking.sort import Sort
 
@@ -27,4 +28,6 @@ __all__ = [
     "linear_assignment",
     "measurement_to_box",
     "mot_metrics",
+    "read_mot",
+    "write_mot",
 ]
