@@ -2,7 +2,10 @@
 
 DeepSORT (Wojke et al., 2017) adds appearance to SORT. Each frame, as named steps:
 
-1. **predict** every track with the Kalman filter (here SORT's constant-velocity box model);
+1. **predict** every track with DeepSORT's constant-velocity Kalman filter over
+   ``(cx, cy, a, h)`` (centre, aspect ``w/h``, height) and their velocities, whose noise scales
+   with the box height (std 1/20 of the height for positions, 1/160 for velocities), so the
+   Mahalanobis gate means the same for small and large boxes;
 2. **cascade**: confirmed tracks are matched to detections by *appearance* — the smallest cosine
    distance between a detection's embedding and the track's last ``budget`` embeddings — with pairs
    forbidden when the detection is implausible for the track's motion (squared Mahalanobis distance
@@ -30,17 +33,68 @@ import numpy as np
 from deepnotes.core.checks import check_float, check_int
 from deepnotes.tracking._boxes import check_boxes, iou_xyxy
 from deepnotes.tracking.assignment import gated_assignment
-from deepnotes.tracking.kalman import (
-    SORT_P0,
-    box_to_measurement,
-    constant_velocity_box_filter,
-    measurement_to_box,
-)
+from deepnotes.tracking.kalman import KalmanFilter
 
-__all__ = ["CHI2_95_4DOF", "DeepSortTracker"]
+__all__ = ["CHI2_95_4DOF", "DeepSortTracker", "xyah_to_xyxy", "xyxy_to_xyah"]
 
 # 95 % quantile of the χ² distribution with 4 degrees of freedom (scipy.stats.chi2.ppf(0.95, 4))
 CHI2_95_4DOF = 9.487729036781154
+# DeepSORT's noise scales, as fractions of the box height
+STD_POSITION, STD_VELOCITY = 1.0 / 20, 1.0 / 160
+
+
+def xyxy_to_xyah(boxes: np.ndarray) -> np.ndarray:
+    """``(x1, y1, x2, y2)`` → ``(cx, cy, w / h, h)``."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    return np.stack([b[:, 0] + w / 2, b[:, 1] + h / 2, w / h, h], axis=1)
+
+
+def xyah_to_xyxy(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float64).reshape(-1, 4)
+    h = np.maximum(m[:, 3], 0.0)
+    w = np.maximum(m[:, 2], 0.0) * h
+    return np.stack([m[:, 0] - w / 2, m[:, 1] - h / 2, m[:, 0] + w / 2, m[:, 1] + h / 2], axis=1)
+
+
+def _diag(std: np.ndarray) -> np.ndarray:
+    """Batch of diagonal covariances from standard deviations (M, d) → (M, d, d)."""
+    return np.einsum("mi,ij->mij", std**2, np.eye(std.shape[1]))
+
+
+class _Motion:
+    """DeepSORT's 8-state filter: a :class:`KalmanFilter` whose Q and R scale with each box height."""
+
+    def __init__(self, std_position: float = STD_POSITION, std_velocity: float = STD_VELOCITY) -> None:
+        self.sp, self.sv = std_position, std_velocity
+        F = np.eye(8)
+        F[:4, 4:] = np.eye(4)
+        self.kf = KalmanFilter(F, np.eye(4, 8), np.zeros((8, 8)), np.zeros((4, 4)))
+
+    def add(self, xyah: np.ndarray) -> None:
+        h = xyah[:, 3:4]
+        std = np.concatenate(
+            [2 * self.sp * h, 2 * self.sp * h, np.full_like(h, 1e-2), 2 * self.sp * h,
+             10 * self.sv * h, 10 * self.sv * h, np.full_like(h, 1e-5), 10 * self.sv * h],
+            axis=1,
+        )  # fmt: skip
+        self.kf.add(np.concatenate([xyah, np.zeros_like(xyah)], axis=1), _diag(std))
+
+    def predict(self) -> None:
+        h = self.kf.x[:, 3:4]
+        std = np.concatenate(
+            [self.sp * h, self.sp * h, np.full_like(h, 1e-2), self.sp * h,
+             self.sv * h, self.sv * h, np.full_like(h, 1e-5), self.sv * h],
+            axis=1,
+        )  # fmt: skip
+        self.kf.predict(Q=_diag(std))
+
+    def measurement_noise(self, rows: np.ndarray) -> np.ndarray:
+        h = self.kf.x[rows, 3:4]
+        return _diag(np.concatenate([self.sp * h, self.sp * h, np.full_like(h, 1e-1), self.sp * h], 1))
+
+    def boxes(self, rows: Any = slice(None)) -> np.ndarray:
+        return xyah_to_xyxy(self.kf.x[rows, :4])
 
 
 class DeepSortTracker:
@@ -54,6 +108,8 @@ class DeepSortTracker:
         max_age: int = 30,
         n_init: int = 3,
         gating_threshold: float = CHI2_95_4DOF,
+        std_weight_position: float = STD_POSITION,
+        std_weight_velocity: float = STD_VELOCITY,
     ):
         self.max_cosine_distance = check_float("max_cosine_distance", max_cosine_distance, min=0.0, max=2.0)
         self.budget = check_int("budget", budget, min=1)
@@ -61,10 +117,12 @@ class DeepSortTracker:
         self.max_age = check_int("max_age", max_age, min=1)
         self.n_init = check_int("n_init", n_init, min=1)
         self.gating_threshold = check_float("gating_threshold", gating_threshold, min=0.0)
+        self.std_weight_position = check_float("std_weight_position", std_weight_position, min=0.0, min_inclusive=False)
+        self.std_weight_velocity = check_float("std_weight_velocity", std_weight_velocity, min=0.0, min_inclusive=False)
         self.reset()
 
     def reset(self) -> None:
-        self.kf = constant_velocity_box_filter()
+        self.motion = _Motion(self.std_weight_position, self.std_weight_velocity)
         self.ids = np.zeros(0, np.int64)
         self.hits = np.zeros(0, np.int64)
         self.time_since_update = np.zeros(0, np.int64)
@@ -93,7 +151,9 @@ class DeepSortTracker:
         matched_t, matched_d = [], []
         if not len(free) or not self.confirmed.any():
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        gate = self.kf.mahalanobis_sq(box_to_measurement(boxes)) > self.gating_threshold
+        everyone = np.arange(len(self.ids))
+        d2 = self.motion.kf.mahalanobis_sq(xyxy_to_xyah(boxes), everyone, self.motion.measurement_noise(everyone))
+        gate = d2 > self.gating_threshold
         for age in range(1, self.max_age + 1):
             if not len(free):
                 break
@@ -117,7 +177,7 @@ class DeepSortTracker:
         dets = np.setdiff1d(np.arange(len(boxes)), taken_d)
         if not len(tracks) or not len(dets):
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        predicted = measurement_to_box(self.kf.x[tracks, :4])
+        predicted = self.motion.boxes(tracks)
         cost = 1.0 - iou_xyxy(predicted, boxes[dets])
         return self._match(tracks, dets, cost, self.max_iou_distance)
 
@@ -134,14 +194,14 @@ class DeepSortTracker:
         norms = np.linalg.norm(feats, axis=1, keepdims=True)
         feats = np.divide(feats, norms, out=np.zeros_like(feats), where=norms > 0)
 
-        self.kf.predict()
+        self.motion.predict()
         self.time_since_update += 1
         t1, d1 = self._cascade(boxes, feats)
         t2, d2 = self._iou_round(boxes, t1, d1)
         tracks, dets = np.concatenate([t1, t2]), np.concatenate([d1, d2])
 
         if len(tracks):
-            self.kf.update(box_to_measurement(boxes[dets]), tracks)
+            self.motion.kf.update(xyxy_to_xyah(boxes[dets]), tracks, self.motion.measurement_noise(tracks))
             self.time_since_update[tracks] = 0
             self.hits[tracks] += 1
             for t, d in zip(tracks.tolist(), dets.tolist()):
@@ -150,18 +210,14 @@ class DeepSortTracker:
         self._start_tracks(boxes, feats, np.setdiff1d(np.arange(len(boxes)), dets))
 
         out_rows = self.confirmed & (self.time_since_update == 0)
-        out = np.concatenate(
-            [measurement_to_box(self.kf.x[out_rows, :4]), self.ids[out_rows, None]], axis=1
-        )
+        out = np.concatenate([self.motion.boxes(out_rows), self.ids[out_rows, None]], axis=1)
         missed_tentative = ~self.confirmed & (self.time_since_update > 0)
         self._keep(~missed_tentative & (self.time_since_update <= self.max_age))
         return out
 
     def _start_tracks(self, boxes: np.ndarray, feats: np.ndarray, dets: np.ndarray) -> None:
         n = len(dets)
-        x0 = np.zeros((n, 7))
-        x0[:, :4] = box_to_measurement(boxes[dets])
-        self.kf.add(x0, SORT_P0)
+        self.motion.add(xyxy_to_xyah(boxes[dets]))
         self.ids = np.concatenate([self.ids, self._next_id + np.arange(n)])
         self._next_id += n
         self.hits = np.concatenate([self.hits, np.ones(n, np.int64)])
@@ -170,7 +226,7 @@ class DeepSortTracker:
         self.gallery.extend(feats[d : d + 1] for d in dets.tolist())
 
     def _keep(self, mask: np.ndarray) -> None:
-        self.kf.keep(mask)
+        self.motion.kf.keep(mask)
         self.ids, self.hits = self.ids[mask], self.hits[mask]
         self.time_since_update, self.confirmed = self.time_since_update[mask], self.confirmed[mask]
         self.gallery = [g for g, k in zip(self.gallery, mask.tolist()) if k]

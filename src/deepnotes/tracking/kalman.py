@@ -96,20 +96,29 @@ class KalmanFilter:
         self.x = self.x[rows]
         self.P = self.P[rows]
 
-    def predict(self) -> None:
-        """Prior for the next step of every track: ``x ← F x``, ``P ← F P Fᵀ + Q``."""
+    def predict(self, Q: Any = None) -> None:
+        """Prior for the next step of every track: ``x ← F x``, ``P ← F P Fᵀ + Q``.
+
+        ``Q`` overrides the process noise for this step: one matrix, or one per track (N, d, d).
+        """
+        Q = self.Q if Q is None else np.asarray(Q, dtype=np.float64)
         self.x = self.x @ self.F.T
-        self.P = self.F @ self.P @ self.F.T + self.Q
+        self.P = self.F @ self.P @ self.F.T + Q
 
-    def project(self, rows: Any = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+    def project(self, rows: Any = slice(None), R: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Predicted measurements ``H x`` (M, dim_z) and innovation covariances ``S`` (M, dim_z, dim_z)."""
-        return self.x[rows] @ self.H.T, self.H @ self.P[rows] @ self.H.T + self.R
+        R = self.R if R is None else np.asarray(R, dtype=np.float64)
+        return self.x[rows] @ self.H.T, self.H @ self.P[rows] @ self.H.T + R
 
-    def update(self, z: Any, rows: Any) -> None:
-        """Correct the tracks ``rows`` with measurements ``z (M, dim_z)`` (one per row)."""
+    def update(self, z: Any, rows: Any, R: Any = None) -> None:
+        """Correct the tracks ``rows`` with measurements ``z (M, dim_z)`` (one per row).
+
+        ``R`` overrides the measurement noise: one matrix, or one per updated track (M, d, d).
+        """
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         z = np.asarray(z, dtype=np.float64).reshape(len(rows), self.dim_z)
-        x, P, H, R = self.x[rows], self.P[rows], self.H, self.R
+        R = self.R if R is None else np.asarray(R, dtype=np.float64)
+        x, P, H = self.x[rows], self.P[rows], self.H
         y = z - x @ H.T
         PHt = P @ H.T
         S = H @ PHt + R
@@ -119,10 +128,10 @@ class KalmanFilter:
         P = I_KH @ P @ I_KH.transpose(0, 2, 1) + K @ R @ K.transpose(0, 2, 1)
         self.x[rows], self.P[rows] = x, P
 
-    def mahalanobis_sq(self, z: Any, rows: Any = slice(None)) -> np.ndarray:
+    def mahalanobis_sq(self, z: Any, rows: Any = slice(None), R: Any = None) -> np.ndarray:
         """Squared Mahalanobis distances ``(M_tracks, N_measurements)`` of measurements to tracks."""
         z = np.asarray(z, dtype=np.float64).reshape(-1, self.dim_z)
-        mean, S = self.project(rows)
+        mean, S = self.project(rows, R)
         d = z[None, :, :] - mean[:, None, :]  # (M, N, dim_z)
         return np.einsum("mnj,mjk,mnk->mn", d, np.linalg.inv(S), d)
 
