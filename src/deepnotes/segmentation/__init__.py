@@ -11,6 +11,7 @@ from deepnotes.segmentation.blocks import (
     bilinear_kernel,
     conv_bn_relu,
 )
+from deepnotes.segmentation.data import SEGMENT_CLASSES, SemanticMasks, shapes_segmentation
 from deepnotes.segmentation.deeplab import (
     ASPP,
     DeepLabV1,
@@ -37,7 +38,9 @@ __all__ = [
     "Encoder",
     "PixelCrossEntropy",
     "SegNet",
+    "SEGMENT_CLASSES",
     "SegmentationModel",
+    "SemanticMasks",
     "SeparableConv2d",
     "UNet",
     "bilinear_kernel",
@@ -51,5 +54,6 @@ __all__ = [
     "fcn32s",
     "pixel_cross_entropy",
     "segnet",
+    "shapes_segmentation",
     "unet",
 ]
