@@ -95,3 +95,19 @@ def test_segment_models_are_listed_for_the_task():
     names = [n for n in MODELS.names() if MODELS.meta(n).get("task") == "segment"]
     assert {"unet", "fcn8s", "deeplabv3plus", "segnet"} <= set(names)
     assert DATASETS.meta("shapes-seg")["task"] == "segment"
+
+
+def test_segment_table_command_writes_its_table(tmp_path):
+    out = tmp_path / "table"
+    args = ["segment-table", "--models", "fcn32s", "--minutes", "0.001", "--epoch-images", "8",
+            "--eval-images", "4", "--threads", "1", "--out", str(out)]
+    assert main(args) == 0
+    rows = json.loads((out / "table.json").read_text())
+    assert [r["model"] for r in rows] == ["fcn32s"] and rows[0]["epochs"] == 1
+    assert 0.0 <= rows[0]["test_miou"] <= 1.0 and rows[0]["parameters"] > 0
+    assert "| fcn32s |" in (out / "table.md").read_text()
+
+
+def test_segment_table_rejects_a_classification_model(tmp_path, capsys):
+    assert main(["segment-table", "--models", "mlp", "--out", str(tmp_path)]) == 2
+    assert "not a segmentation model" in capsys.readouterr().err
