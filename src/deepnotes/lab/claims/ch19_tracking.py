@@ -92,7 +92,7 @@ class _LastBoxTracker:
 def kalman_bridges_gaps(quick: bool, seed: int) -> ClaimResult:
     rng = np.random.default_rng(seed)
     gaps = np.arange(1, 7 if quick else 9)
-    trials = 12 if quick else 100
+    trials = 8 if quick else 100
     speed, size = 5.0, 24.0
     kept = {"SORT (Kalman)": np.zeros(len(gaps)), "last box (no motion model)": np.zeros(len(gaps))}
     for gi, k in enumerate(gaps):
