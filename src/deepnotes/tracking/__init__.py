@@ -1,5 +1,6 @@
 """Multi-object tracking: Kalman filter, assignment, SORT, a DeepSORT-style tracker, KCF, MOT metrics."""
 
+from deepnotes.tracking.appearance import AppearanceNet, train_appearance
 from deepnotes.tracking.assignment import gated_assignment, linear_assignment
 from deepnotes.tracking.deepsort import CHI2_95_4DOF, DeepSortTracker
 from deepnotes.tracking.kalman import (
@@ -14,6 +15,7 @@ from deepnotes.tracking.mot_metrics import check_mot_rows, iou_distance_xywh, mo
 from deepnotes.tracking.sort import Sort
 
 __all__ = [
+    "AppearanceNet",
     "CHI2_95_4DOF",
     "KCF",
     "DeepSortTracker",
@@ -28,6 +30,7 @@ __all__ = [
     "linear_assignment",
     "measurement_to_box",
     "mot_metrics",
+    "train_appearance",
     "read_mot",
     "write_mot",
 ]
