@@ -88,13 +88,22 @@ def image_folder_splits(root: str | os.PathLike, seed: int = 0, size: tuple[int,
 
 
 def resolve_dataset(name: str):
-    """The dataset factory for ``name``: a registered name, or ``folder:PATH`` for a user's images."""
+    """The dataset factory for ``name``: a registered name, ``folder:PATH`` for a user's images,
+    ``coco:PATH`` (COCO JSON + images) or ``voc:PATH`` (Pascal VOC layout) for detection data."""
     from functools import partial
 
     from deepnotes.core.registry import DATASETS
 
     if name.startswith("folder:"):
         return partial(image_folder_splits, name[len("folder:") :])
+    if name.startswith("coco:"):
+        from deepnotes.data.coco import coco_splits
+
+        return partial(coco_splits, name[len("coco:") :])
+    if name.startswith("voc:"):
+        from deepnotes.data.voc import voc_splits
+
+        return partial(voc_splits, name[len("voc:") :])
     return DATASETS.get(name)
 
 

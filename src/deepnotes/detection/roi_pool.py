@@ -10,8 +10,8 @@ whose edges are rounded outwards, and takes the maximum of each bin:
 gives 0. Equal to ``torchvision.ops.roi_pool`` in values and gradients (the gradient of a bin goes
 to its first maximum in row-major order, as the reference's argmax does).
 
-Vectorized over RoIs and bins: each bin's window is gathered into a block padded to the largest
-window (padding reads ``-inf``), and one ``argmax`` picks every bin's maximum.
+Vectorized over RoIs and bins: one step per offset of the largest bin window reads that offset
+of every bin at once (offsets outside a bin's own window are skipped); window; the scan keeps each bin's first maximum.
 """
 
 from __future__ import annotations
@@ -42,28 +42,34 @@ def _bin_edges(start, end, bins: int, size: int, dtype: torch.dtype):
 
 
 def _max_in_windows(table, b, lo_y, hi_y, lo_x, hi_x, hw):
-    """Maximum of ``table`` (pixels × channels) over every bin window → Tensor[K, C, PH, PW]."""
+    """Maximum of ``table`` (pixels × channels) over every bin window → Tensor[K, C, PH, PW].
+
+    Scans the offsets of the largest window in row-major order and keeps a value only when it is
+    strictly larger than the best so far: the first maximum wins, and only it receives gradient.
+    """
     h, w = hw
     k, ph = lo_y.shape
     pw = lo_x.shape[1]
     win_h = max(int((hi_y - lo_y).max()), 1)
     win_w = max(int((hi_x - lo_x).max()), 1)
-    dy = torch.arange(win_h, device=table.device)
-    dx = torch.arange(win_w, device=table.device)
-    rows = lo_y.unsqueeze(-1) + dy  # (K, PH, win_h)
-    cols = lo_x.unsqueeze(-1) + dx  # (K, PW, win_w)
-    inside = (rows < hi_y.unsqueeze(-1)).view(k, ph, 1, win_h, 1) & (cols < hi_x.unsqueeze(-1)).view(k, 1, pw, 1, win_w)
-    pixel = (b.view(-1, 1, 1, 1, 1) * h + rows.clamp(max=h - 1).view(k, ph, 1, win_h, 1)) * w + cols.clamp(
-        max=w - 1
-    ).view(k, 1, pw, 1, win_w)
-    values = table[pixel.flatten()].view(k, ph, pw, win_h * win_w, -1)
-    neg = torch.tensor(float("-inf"), dtype=table.dtype, device=table.device)
-    values = torch.where(inside.view(k, ph, pw, -1, 1), values, neg)
-    first_max = values.argmax(3, keepdim=True)  # argmax returns the first maximum on ties
-    out = values.gather(3, first_max).squeeze(3)  # (K, PH, PW, C)
-    empty = ~inside.flatten(3).any(3)
-    out = torch.where(empty.unsqueeze(-1), torch.zeros_like(out), out)
-    return out.permute(0, 3, 1, 2)
+    best = table.new_full((k, ph, pw, table.shape[1]), float("-inf"))
+    for dy in range(
+        win_h
+    ):  # a loop over window offsets (a few), each step vectorized over all bins
+        row = lo_y + dy  # (K, PH)
+        for dx in range(win_w):
+            col = lo_x + dx  # (K, PW)
+            inside = (row < hi_y).view(k, ph, 1) & (col < hi_x).view(k, 1, pw)
+            pixel = (b.view(-1, 1, 1) * h + row.clamp(max=h - 1).view(k, ph, 1)) * w + col.clamp(
+                max=w - 1
+            ).view(k, 1, pw)
+            value = table.index_select(0, pixel.flatten()).view(k, ph, pw, -1)
+            better = (value > best) & inside.unsqueeze(-1)
+            best = torch.where(better, value, best)
+    empty = ((hi_y <= lo_y).view(k, ph, 1) | (hi_x <= lo_x).view(k, 1, pw)).unsqueeze(-1)
+    return torch.where(empty, torch.zeros_like(best), best).permute(
+        0, 3, 1, 2
+    )  # an empty bin gives 0
 
 
 def roi_pool(input: torch.Tensor, boxes, output_size, spatial_scale: float = 1.0) -> torch.Tensor:
@@ -82,10 +88,9 @@ def roi_pool(input: torch.Tensor, boxes, output_size, spatial_scale: float = 1.0
     lo_y, hi_y = _bin_edges(corners[:, 1], corners[:, 3], ph, h, input.dtype)
     table = input.permute(0, 2, 3, 1).reshape(n * h * w, c)
     b = rois[:, 0].long()
-    win = int((hi_y - lo_y).max()) * int((hi_x - lo_x).max()) if len(rois) else 1
     parts = [
         _max_in_windows(table, b[s], lo_y[s], hi_y[s], lo_x[s], hi_x[s], (h, w))
-        for s in roi_chunks(len(rois), ph * pw * max(win, 1) * c)
+        for s in roi_chunks(len(rois), ph * pw * c * 4)
     ]
     return torch.cat(parts) if parts else input.new_zeros(0, c, ph, pw)
 
@@ -104,7 +109,9 @@ def roi_spatial_pyramid_pool(
     if not levels:
         raise ValueError("levels must not be empty")
     lv = [check_int(f"levels[{i}]", v, min=1) for i, v in enumerate(levels)]
-    return torch.cat([roi_pool(input, boxes, level, spatial_scale).flatten(1) for level in lv], dim=1)
+    return torch.cat(
+        [roi_pool(input, boxes, level, spatial_scale).flatten(1) for level in lv], dim=1
+    )
 
 
 class RoIPool(nn.Module):
