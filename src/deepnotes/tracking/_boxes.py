@@ -1,8 +1,5 @@
-"""Pairwise IoU of ``(x1, y1, x2, y2)`` boxes in numpy, the trackers' matching cost.
-
-Kept private to the trackers (numpy float64, no autograd): the detection package holds the
-library's box operations on tensors.
-"""
+"""The trackers' box helpers on numpy arrays: IoU (the detection package's, on float64 tensors)
+and the validation of detection rows."""
 
 from __future__ import annotations
 
@@ -10,16 +7,16 @@ import numpy as np
 
 
 def iou_xyxy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix ``(N, M)``; 0 where the union is empty (two zero-area boxes), never NaN."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0.0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0.0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0.0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=inter > 0)
+    """IoU matrix ``(N, M)`` of numpy ``xyxy`` boxes through :func:`deepnotes.detection.box_iou`
+    (float64; 0 where the union is empty, never NaN)."""
+    import torch
+
+    from deepnotes.detection import box_iou
+
+    ta = torch.as_tensor(np.asarray(a, dtype=np.float64).reshape(-1, 4))
+    tb = torch.as_tensor(np.asarray(b, dtype=np.float64).reshape(-1, 4))
+    with torch.no_grad():
+        return box_iou(ta, tb).numpy()
 
 
 def check_boxes(name: str, boxes: np.ndarray, columns: int = 4) -> np.ndarray:

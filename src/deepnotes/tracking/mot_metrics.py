@@ -66,7 +66,12 @@ def check_mot_rows(name: str, rows: Any) -> np.ndarray:
 
 
 def iou_distance_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``1 − IoU`` of ``(x, y, w, h)`` boxes, shape (N, M); corners computed as ``x + w``."""
+    """``1 − IoU`` of ``(x, y, w, h)`` boxes, shape (N, M).
+
+    Written out rather than converted for :func:`deepnotes.detection.box_iou`: it follows
+    motmetrics' arithmetic step by step (corners as ``x + w``, sizes as corner differences), so a
+    pair exactly at the threshold is decided the same way.
+    """
     a_min, a_max = a[:, None, :2], a[:, None, :2] + a[:, None, 2:]
     b_min, b_max = b[None, :, :2], b[None, :, :2] + b[None, :, 2:]
     inter = np.prod(np.maximum(np.minimum(a_max, b_max) - np.maximum(a_min, b_min), 0), axis=2)
