@@ -21,6 +21,7 @@ REGISTERING_PACKAGES = (
     "deepnotes.nn",
     "deepnotes.train",
     "deepnotes.graph",
+    "deepnotes.segmentation",
 )
 
 

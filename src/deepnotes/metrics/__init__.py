@@ -6,6 +6,7 @@ Empty inputs, NaN scores, mismatched lengths and curves undefined for a missing 
 ``ValueError``.
 """
 
+from deepnotes.metrics.boundary import BoundaryFScore, boundary_f1_score
 from deepnotes.metrics.classification import (
     accuracy,
     confusion_matrix,
@@ -23,9 +24,27 @@ from deepnotes.metrics.curves import (
 )
 from deepnotes.metrics.ranking import precision_at_k, recall_at_k
 from deepnotes.metrics.regression import mae, mape, rmse
+from deepnotes.metrics.segmentation import (
+    SegmentationConfusion,
+    mean_iou,
+    mean_pixel_accuracy,
+    per_class_accuracy,
+    per_class_iou,
+    pixel_accuracy,
+    segmentation_confusion_matrix,
+)
 
 __all__ = [
     "AP_INTERPOLATIONS",
+    "BoundaryFScore",
+    "SegmentationConfusion",
+    "boundary_f1_score",
+    "mean_iou",
+    "mean_pixel_accuracy",
+    "per_class_accuracy",
+    "per_class_iou",
+    "pixel_accuracy",
+    "segmentation_confusion_matrix",
     "accuracy",
     "average_precision",
     "confusion_matrix",

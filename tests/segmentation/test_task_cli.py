@@ -1,0 +1,113 @@
+"""The segment task end to end: train/segment commands on a tiny shapes-seg, metrics recomputed."""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+
+import numpy as np
+import pytest
+import torch
+
+from deepnotes.cli import main
+from deepnotes.core.registry import DATASETS, MODELS, Entry
+from deepnotes.metrics import mean_iou, pixel_accuracy
+from deepnotes.segmentation.data import shapes_segmentation
+from deepnotes.train.checkpoint import list_checkpoints, load_checkpoint
+from deepnotes.train.tasks import get_task, load_tasks
+
+TINY = "shapes-seg-tiny"
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    factory = partial(shapes_segmentation, n_train=16, n_val=8, n_test=12, image_size=32, max_size=16)
+    DATASETS.names()  # load the registry first, then add the tiny set for this test only
+    monkeypatch.setitem(DATASETS._entries, TINY, Entry(TINY, factory, {"task": "segment"}))
+    return factory
+
+
+@pytest.fixture(scope="module")
+def _threads():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _train(tmp_path, model="fcn8s", epochs=2):
+    out = tmp_path / "run"
+    code = main(["train", "--task", "segment", "--model", model, "--data", TINY, "--epochs", str(epochs),
+                 "--batch-size", "8", "--model-kw", "width=4", "--out", str(out), "--no-progress"])
+    assert code == 0
+    return out
+
+
+def test_train_writes_val_miou_and_test_metrics_that_recompute(tmp_path, tiny, _threads):
+    out = _train(tmp_path)
+    header = (out / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"val_miou", "val_pixel_accuracy", "train_loss"} <= set(header)
+    summary = json.loads((out / "summary.json").read_text())
+    # recompute the test metrics from the saved model over the whole test split at once
+    load_tasks()
+    splits = tiny(seed=0)
+    model = get_task("segment").build_model("fcn8s", splits, width=4)
+    model.load_state_dict(load_checkpoint(list_checkpoints(out / "checkpoints")[-1])["model"])
+    model.eval()
+    x = torch.stack([splits.test[i][0] for i in range(len(splits.test))])
+    y = torch.stack([splits.test[i][1] for i in range(len(splits.test))])
+    with torch.no_grad():
+        pred = model(x).argmax(1)
+    assert summary["test_miou"] == pytest.approx(mean_iou(y, pred, 4), abs=1e-12)
+    assert summary["test_pixel_accuracy"] == pytest.approx(pixel_accuracy(y, pred, 4), abs=1e-12)
+
+
+def test_segment_command_writes_masks_and_overlays(tmp_path, tiny, _threads):
+    import matplotlib.pyplot as plt
+
+    out = _train(tmp_path, epochs=1)
+    img = np.random.default_rng(0).random((40, 50, 3))
+    plt.imsave(tmp_path / "a.png", img)
+    assert main(["segment", str(out), str(tmp_path / "a.png"), "--out", str(tmp_path / "masks")]) == 0
+    mask = plt.imread(tmp_path / "masks" / "a_mask.png")
+    assert mask.shape[:2] == (40, 50)
+    assert (tmp_path / "masks" / "a_overlay.png").is_file()
+
+
+def test_segment_command_rejects_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert main(["segment", str(tmp_path), str(tmp_path / "x.png"), "--out", str(tmp_path / "o")]) == 2
+    assert "no config.json" in capsys.readouterr().err
+
+
+def test_segment_command_rejects_a_classification_run(tmp_path, capsys):
+    (tmp_path / "config.json").write_text(json.dumps({"task": "classification"}))
+    assert main(["segment", str(tmp_path), str(tmp_path / "x.png"), "--out", str(tmp_path / "o")]) == 2
+    assert "not 'segment'" in capsys.readouterr().err
+
+
+def test_task_rejects_a_model_that_does_not_output_pixel_scores():
+    task = get_task("segment")
+    with pytest.raises(ValueError, match=r"must output \(N, K, H, W\) scores"):
+        task._check(torch.zeros(2, 4), torch.zeros(2, 8, 8, dtype=torch.long))
+
+
+def test_segment_models_are_listed_for_the_task():
+    names = [n for n in MODELS.names() if MODELS.meta(n).get("task") == "segment"]
+    assert {"unet", "fcn8s", "deeplabv3plus", "segnet"} <= set(names)
+    assert DATASETS.meta("shapes-seg")["task"] == "segment"
+
+
+def test_segment_table_command_writes_its_table(tmp_path):
+    out = tmp_path / "table"
+    args = ["segment-table", "--models", "fcn32s", "--minutes", "0.001", "--epoch-images", "8",
+            "--eval-images", "4", "--threads", "1", "--out", str(out)]
+    assert main(args) == 0
+    rows = json.loads((out / "table.json").read_text())
+    assert [r["model"] for r in rows] == ["fcn32s"] and rows[0]["epochs"] == 1
+    assert 0.0 <= rows[0]["test_miou"] <= 1.0 and rows[0]["parameters"] > 0
+    assert "| fcn32s |" in (out / "table.md").read_text()
+
+
+def test_segment_table_rejects_a_classification_model(tmp_path, capsys):
+    assert main(["segment-table", "--models", "mlp", "--out", str(tmp_path)]) == 2
+    assert "not a segmentation model" in capsys.readouterr().err
