@@ -77,7 +77,9 @@ def random_targets(seed, sizes, counts=(3, 0)):
     for (h, w), m in zip(sizes, counts):
         xy = torch.rand(m, 2, generator=g, dtype=torch.float64) * torch.tensor([w * 0.7, h * 0.7])
         wh = 8 + torch.rand(m, 2, generator=g, dtype=torch.float64) * 40
-        boxes = torch.cat([xy, torch.minimum(xy + wh, torch.tensor([w, h], dtype=torch.float64))], 1)
+        boxes = torch.cat(
+            [xy, torch.minimum(xy + wh, torch.tensor([w, h], dtype=torch.float64))], 1
+        )
         out.append({"boxes": boxes, "labels": torch.ones(m, dtype=torch.int64)})
     return out
 
@@ -111,8 +113,14 @@ def test_filter_proposals_boxes_and_scores_equal_torchvision(seed):
     objectness = torch.randn(2 * sum(levels), 1, generator=g, dtype=torch.float64)
     sizes = [(70, 80), (90, 60)]
     got_b, got_s = filter_proposals(
-        proposals, objectness, sizes, levels, pre_nms_top_n=150, post_nms_top_n=60,
-        nms_thresh=0.7, score_thresh=0.3,
+        proposals,
+        objectness,
+        sizes,
+        levels,
+        pre_nms_top_n=150,
+        post_nms_top_n=60,
+        nms_thresh=0.7,
+        score_thresh=0.3,
     )
     want_b, want_s = theirs.filter_proposals(proposals, objectness, sizes, levels)
     for gb, gs, wb, ws in zip(got_b, got_s, want_b, want_s):
@@ -136,7 +144,9 @@ def test_training_losses_and_proposals_equal_torchvision(seed):
     torch.testing.assert_close(
         got_losses["loss_objectness"].float(), want_losses["loss_objectness"], rtol=2e-7, atol=0
     )
-    torch.testing.assert_close(got_losses["loss_rpn_box_reg"], want_losses["loss_rpn_box_reg"], rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(
+        got_losses["loss_rpn_box_reg"], want_losses["loss_rpn_box_reg"], rtol=1e-12, atol=1e-15
+    )
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w, rtol=0, atol=1e-12)
     # and the gradients of the summed loss w.r.t. the head
@@ -144,9 +154,15 @@ def test_training_losses_and_proposals_equal_torchvision(seed):
     sum(want_losses.values()).backward()
     # the box branch only sees the float64 box loss: tight; the shared conv also sees the
     # objectness gradient, which torchvision forms against float32 labels
-    torch.testing.assert_close(ours.head.bbox_pred.weight.grad, theirs.head.bbox_pred.weight.grad, rtol=1e-10, atol=1e-13)
-    torch.testing.assert_close(ours.head.cls_logits.weight.grad, theirs.head.cls_logits.weight.grad, rtol=1e-6, atol=1e-9)
-    torch.testing.assert_close(ours.head.conv.weight.grad, theirs.head.conv[0][0].weight.grad, rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(
+        ours.head.bbox_pred.weight.grad, theirs.head.bbox_pred.weight.grad, rtol=1e-10, atol=1e-13
+    )
+    torch.testing.assert_close(
+        ours.head.cls_logits.weight.grad, theirs.head.cls_logits.weight.grad, rtol=1e-6, atol=1e-9
+    )
+    torch.testing.assert_close(
+        ours.head.conv.weight.grad, theirs.head.conv[0][0].weight.grad, rtol=1e-6, atol=1e-9
+    )
 
 
 def test_image_without_objects_trains_without_nan():
@@ -161,11 +177,18 @@ def test_image_without_objects_trains_without_nan():
 
 def test_all_proposals_degenerate_after_clipping_gives_empty():
     g = torch.Generator().manual_seed(0)
-    proposals = torch.rand(1, 30, 2, generator=g, dtype=torch.float64) * 10 + 200  # all right of the image
+    proposals = (
+        torch.rand(1, 30, 2, generator=g, dtype=torch.float64) * 10 + 200
+    )  # all right of the image
     proposals = torch.cat([proposals, proposals + 5], 2)
     boxes, scores = filter_proposals(
-        proposals, torch.zeros(30, 1, dtype=torch.float64), [(50, 50)], [30],
-        pre_nms_top_n=10, post_nms_top_n=5, nms_thresh=0.7,
+        proposals,
+        torch.zeros(30, 1, dtype=torch.float64),
+        [(50, 50)],
+        [30],
+        pre_nms_top_n=10,
+        post_nms_top_n=5,
+        nms_thresh=0.7,
     )
     assert boxes[0].shape == (0, 4) and scores[0].shape == (0,)
 
@@ -183,8 +206,15 @@ def test_wrong_number_of_feature_levels():
 def test_head_and_anchor_generator_disagree_on_anchors_per_location():
     with pytest.raises(ValueError, match="anchors per location"):
         RegionProposalNetwork(
-            AnchorGenerator(SIZES, RATIOS), RPNHead(C, 5), 0.7, 0.3, 64, 0.5,
-            {"training": 10, "testing": 10}, {"training": 10, "testing": 10}, 0.7,
+            AnchorGenerator(SIZES, RATIOS),
+            RPNHead(C, 5),
+            0.7,
+            0.3,
+            64,
+            0.5,
+            {"training": 10, "testing": 10},
+            {"training": 10, "testing": 10},
+            0.7,
         )
 
 
@@ -232,7 +262,10 @@ def test_training_without_targets():
 def test_target_boxes_of_wrong_shape():
     ours, _ = build()
     images, feats, sizes = inputs(0)
-    targets = [{"boxes": torch.zeros(3, 5, dtype=torch.float64)}, {"boxes": torch.zeros(0, 4, dtype=torch.float64)}]
+    targets = [
+        {"boxes": torch.zeros(3, 5, dtype=torch.float64)},
+        {"boxes": torch.zeros(0, 4, dtype=torch.float64)},
+    ]
     with pytest.raises(ValueError, match=r"targets\[0\]\['boxes'\] must have shape \(N, 4\)"):
         ours.train()(images, feats, sizes, targets)
 
@@ -250,8 +283,15 @@ def test_target_count_and_missing_boxes():
 def test_top_n_dict_keys():
     with pytest.raises(ValueError, match="'training' and 'testing'"):
         RegionProposalNetwork(
-            AnchorGenerator(SIZES, RATIOS), RPNHead(C, 3), 0.7, 0.3, 64, 0.5,
-            {"train": 10, "testing": 10}, {"training": 10, "testing": 10}, 0.7,
+            AnchorGenerator(SIZES, RATIOS),
+            RPNHead(C, 3),
+            0.7,
+            0.3,
+            64,
+            0.5,
+            {"train": 10, "testing": 10},
+            {"training": 10, "testing": 10},
+            0.7,
         )
 
 

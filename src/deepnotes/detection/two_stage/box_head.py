@@ -16,14 +16,19 @@ class TwoMLPHead(nn.Module):
 
     def __init__(self, in_channels: int, representation_size: int) -> None:
         super().__init__()
-        self.fc6 = nn.Linear(check_int("in_channels", in_channels, min=1), check_int("representation_size", representation_size, min=1))
+        self.fc6 = nn.Linear(
+            check_int("in_channels", in_channels, min=1),
+            check_int("representation_size", representation_size, min=1),
+        )
         self.fc7 = nn.Linear(representation_size, representation_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor("x", x, floating=True)
         x = x.flatten(start_dim=1)
         if x.shape[1] != self.fc6.in_features:
-            raise ValueError(f"x must flatten to {self.fc6.in_features} features per RoI, got {x.shape[1]}")
+            raise ValueError(
+                f"x must flatten to {self.fc6.in_features} features per RoI, got {x.shape[1]}"
+            )
         return torch.relu(self.fc7(torch.relu(self.fc6(x))))
 
 

@@ -11,6 +11,8 @@ of feature cells whatever its size.
 
 The levels present are read from the feature maps themselves: a map of height ``h_l`` for images
 of (largest) height ``H`` has scale ``2^round(log2(h_l / H))``, and level ``k = −log2(scale)``.
+The maps must be consecutive levels, finest first (torchvision pools a skipped level's RoIs from
+the wrong map; here that is a ``ValueError``).
 """
 
 from __future__ import annotations
@@ -48,8 +50,10 @@ class LevelMapper:
         """``boxlists``: one ``Tensor[K_i, 4]`` per image → ``LongTensor[Σ K_i]`` of levels from 0."""
         check_type("boxlists", boxlists, (list, tuple))
         side = torch.sqrt(torch.cat([box_area(b) for b in boxlists]))
-        k = torch.floor(self.lvl0 + torch.log2(side / self.s0) + torch.tensor(self.eps, dtype=side.dtype))
-        return (k.clamp(min=self.k_min, max=self.k_max).long() - self.k_min)
+        k = torch.floor(
+            self.lvl0 + torch.log2(side / self.s0) + torch.tensor(self.eps, dtype=side.dtype)
+        )
+        return k.clamp(min=self.k_min, max=self.k_max).long() - self.k_min
 
 
 def infer_scale(feature_size: Sequence[int], image_size: Sequence[int]) -> float:
@@ -87,7 +91,9 @@ class MultiScaleRoIAlign(nn.Module):
         check_type("output_size", output_size, (list, tuple))
         if len(output_size) != 2:
             raise ValueError(f"output_size must be an int or (height, width), got {output_size!r}")
-        self.output_size = tuple(check_int(f"output_size[{i}]", s, min=1) for i, s in enumerate(output_size))
+        self.output_size = tuple(
+            check_int(f"output_size[{i}]", s, min=1) for i, s in enumerate(output_size)
+        )
         self.sampling_ratio = check_int("sampling_ratio", sampling_ratio)
         self.canonical_scale = canonical_scale
         self.canonical_level = canonical_level
@@ -99,6 +105,12 @@ class MultiScaleRoIAlign(nn.Module):
             raise ValueError("image_shapes must hold one (height, width) per image, got none")
         largest = (max(int(s[0]) for s in image_shapes), max(int(s[1]) for s in image_shapes))
         scales = [infer_scale(f.shape[-2:], largest) for f in features]
+        levels = [round(-math.log2(s)) for s in scales]
+        if levels != list(range(levels[0], levels[0] + len(levels))):
+            raise ValueError(
+                f"the feature maps {self.featmap_names} must be consecutive pyramid levels, finest "
+                f"first (each half the size of the previous); their levels are {levels}"
+            )
         mapper = LevelMapper(
             int(-math.log2(scales[0])),
             int(-math.log2(scales[-1])),
@@ -133,5 +145,7 @@ class MultiScaleRoIAlign(nn.Module):
         out = features[0].new_zeros((rois.shape[0], features[0].shape[1]) + self.output_size)
         for level, (feature, scale) in enumerate(zip(features, scales)):  # a few pyramid levels
             idx = torch.where(levels == level)[0]
-            out[idx] = roi_align(feature, rois[idx], self.output_size, scale, self.sampling_ratio).to(out.dtype)
+            out[idx] = roi_align(
+                feature, rois[idx], self.output_size, scale, self.sampling_ratio
+            ).to(out.dtype)
         return out

@@ -74,9 +74,15 @@ class RoIHeads(nn.Module):
         self.box_roi_pool = check_type("box_roi_pool", box_roi_pool, nn.Module)
         self.box_head = check_type("box_head", box_head, nn.Module)
         self.box_predictor = check_type("box_predictor", box_predictor, nn.Module)
-        self.proposal_matcher = Matcher(fg_iou_thresh, bg_iou_thresh, allow_low_quality_matches=False)
-        self.fg_bg_sampler = BalancedPositiveNegativeSampler(batch_size_per_image, positive_fraction)
-        self.box_coder = BoxCoder(bbox_reg_weights if bbox_reg_weights is not None else (10.0, 10.0, 5.0, 5.0))
+        self.proposal_matcher = Matcher(
+            fg_iou_thresh, bg_iou_thresh, allow_low_quality_matches=False
+        )
+        self.fg_bg_sampler = BalancedPositiveNegativeSampler(
+            batch_size_per_image, positive_fraction
+        )
+        self.box_coder = BoxCoder(
+            bbox_reg_weights if bbox_reg_weights is not None else (10.0, 10.0, 5.0, 5.0)
+        )
         self.score_thresh = check_float("score_thresh", score_thresh, min=0.0, max=1.0)
         self.nms_thresh = check_float("nms_thresh", nms_thresh, min=0.0, max=1.0)
         self.detections_per_img = check_int("detections_per_img", detections_per_img, min=1)
@@ -123,19 +129,30 @@ class RoIHeads(nn.Module):
         """Per image a dict ``{"boxes": Tensor[D, 4], "scores": Tensor[D], "labels": LongTensor[D]}``."""
         num_classes = class_logits.shape[-1]
         counts = [p.shape[0] for p in proposals]
-        pred_boxes = self.box_coder.decode(box_regression, torch.cat(proposals)).reshape(-1, num_classes, 4)
+        pred_boxes = self.box_coder.decode(box_regression, torch.cat(proposals)).reshape(
+            -1, num_classes, 4
+        )
         pred_scores = F.softmax(class_logits, -1)
         results = []
-        for boxes, scores, shape in zip(pred_boxes.split(counts), pred_scores.split(counts), image_shapes):
-            boxes = clip_boxes_to_image(boxes.reshape(-1, 4), tuple(shape)).reshape(-1, num_classes, 4)
+        for boxes, scores, shape in zip(
+            pred_boxes.split(counts), pred_scores.split(counts), image_shapes
+        ):
+            boxes = clip_boxes_to_image(boxes.reshape(-1, 4), tuple(shape)).reshape(
+                -1, num_classes, 4
+            )
             labels = torch.arange(num_classes).view(1, -1).expand_as(scores)
             # drop the background column, then treat every (proposal, class) pair as one candidate
-            boxes, scores, labels = boxes[:, 1:].reshape(-1, 4), scores[:, 1:].reshape(-1), labels[:, 1:].reshape(-1)
+            boxes, scores, labels = (
+                boxes[:, 1:].reshape(-1, 4),
+                scores[:, 1:].reshape(-1),
+                labels[:, 1:].reshape(-1),
+            )
             keep = torch.where(scores > self.score_thresh)[0]
             boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
             keep = remove_small_boxes(boxes, min_size=1e-2)
             boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-            keep = batched_nms(boxes, scores, labels, self.nms_thresh)[: self.detections_per_img]
+            keep = batched_nms(boxes.detach(), scores.detach(), labels, self.nms_thresh)
+            keep = keep[: self.detections_per_img]
             results.append({"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]})
         return results
 
@@ -163,8 +180,12 @@ class RoIHeads(nn.Module):
             if targets is None:
                 raise ValueError("targets must be given in training mode")
             targets = check_targets(targets, len(proposals), labels=True)
-            proposals, labels, regression_targets = self.select_training_samples(list(proposals), targets)
-        box_features = self.box_head(self.box_roi_pool(features, list(proposals), list(image_shapes)))
+            proposals, labels, regression_targets = self.select_training_samples(
+                list(proposals), targets
+            )
+        box_features = self.box_head(
+            self.box_roi_pool(features, list(proposals), list(image_shapes))
+        )
         class_logits, box_regression = self.box_predictor(box_features)
         check_tensor("class_logits", class_logits, ndim=2)
         if box_regression.shape != (class_logits.shape[0], 4 * class_logits.shape[1]):
@@ -172,6 +193,10 @@ class RoIHeads(nn.Module):
                 f"box_predictor must return deltas of shape (K, 4 × {class_logits.shape[1]}), got {tuple(box_regression.shape)}"
             )
         if self.training:
-            loss_cls, loss_box = fastrcnn_loss(class_logits, box_regression, labels, regression_targets)
+            loss_cls, loss_box = fastrcnn_loss(
+                class_logits, box_regression, labels, regression_targets
+            )
             return [], {"loss_classifier": loss_cls, "loss_box_reg": loss_box}
-        return self.postprocess_detections(class_logits, box_regression, list(proposals), image_shapes), {}
+        return self.postprocess_detections(
+            class_logits, box_regression, list(proposals), image_shapes
+        ), {}

@@ -47,15 +47,22 @@ def check_image_sizes(image_sizes, batch_shape: Sequence[int], n: int) -> list[t
     """One ``(height, width)`` per image, each within the padded batch."""
     check_type("image_sizes", image_sizes, (list, tuple))
     if len(image_sizes) != n:
-        raise ValueError(f"image_sizes must hold one (height, width) per image ({n}), got {len(image_sizes)}")
+        raise ValueError(
+            f"image_sizes must hold one (height, width) per image ({n}), got {len(image_sizes)}"
+        )
     out = []
     for i, s in enumerate(image_sizes):
         check_type(f"image_sizes[{i}]", s, (list, tuple, torch.Size))
         if len(s) != 2:
             raise ValueError(f"image_sizes[{i}] must be (height, width), got {s!r}")
-        h, w = check_int(f"image_sizes[{i}][0]", s[0], min=1), check_int(f"image_sizes[{i}][1]", s[1], min=1)
+        h, w = (
+            check_int(f"image_sizes[{i}][0]", s[0], min=1),
+            check_int(f"image_sizes[{i}][1]", s[1], min=1),
+        )
         if h > batch_shape[0] or w > batch_shape[1]:
-            raise ValueError(f"image_sizes[{i}] = {(h, w)} exceeds the batch's {tuple(batch_shape)}")
+            raise ValueError(
+                f"image_sizes[{i}] = {(h, w)} exceeds the batch's {tuple(batch_shape)}"
+            )
         out.append((h, w))
     return out
 
@@ -110,8 +117,12 @@ class RegionProposalNetwork(nn.Module):
                 f"places {sorted(per_level)}"
             )
         self.box_coder = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0))
-        self.proposal_matcher = Matcher(fg_iou_thresh, bg_iou_thresh, allow_low_quality_matches=True)
-        self.fg_bg_sampler = BalancedPositiveNegativeSampler(batch_size_per_image, positive_fraction)
+        self.proposal_matcher = Matcher(
+            fg_iou_thresh, bg_iou_thresh, allow_low_quality_matches=True
+        )
+        self.fg_bg_sampler = BalancedPositiveNegativeSampler(
+            batch_size_per_image, positive_fraction
+        )
         self._pre_nms_top_n = _phase_dict("pre_nms_top_n", pre_nms_top_n)
         self._post_nms_top_n = _phase_dict("post_nms_top_n", post_nms_top_n)
         self.nms_thresh = check_float("nms_thresh", nms_thresh, min=0.0, max=1.0)
@@ -206,7 +217,9 @@ class RegionProposalNetwork(nn.Module):
             targets = check_targets(targets, n, labels=False)
 
         logits, deltas = self.head(features)
-        anchors = self.anchor_generator(batch_shape, [f.shape[-2:] for f in features], features[0].dtype)
+        anchors = self.anchor_generator(
+            batch_shape, [f.shape[-2:] for f in features], features[0].dtype
+        )
         num_anchors_per_level = [lg[0].numel() for lg in logits]
         objectness, pred_bbox_deltas = flatten_predictions(logits, deltas)
         anchors_rep = anchors.repeat(n, 1)
@@ -226,6 +239,8 @@ class RegionProposalNetwork(nn.Module):
         if self.training:
             labels, matched = self.assign_targets_to_anchors(anchors, targets)
             regression_targets = [self.box_coder.encode(m, anchors) for m in matched]
-            loss_obj, loss_box = self.compute_loss(objectness, pred_bbox_deltas, labels, regression_targets)
+            loss_obj, loss_box = self.compute_loss(
+                objectness, pred_bbox_deltas, labels, regression_targets
+            )
             losses = {"loss_objectness": loss_obj, "loss_rpn_box_reg": loss_box}
         return boxes, losses

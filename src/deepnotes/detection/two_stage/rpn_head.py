@@ -33,7 +33,9 @@ class RPNHead(nn.Module):
             nn.init.normal_(layer.weight, std=0.01)
             nn.init.zeros_(layer.bias)
 
-    def forward(self, features: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def forward(
+        self, features: Sequence[torch.Tensor]
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """One ``Tensor[N, C, H_l, W_l]`` per level → per level ``Tensor[N, A, H_l, W_l]`` logits and
         ``Tensor[N, 4A, H_l, W_l]`` deltas."""
         check_type("features", features, (list, tuple))
