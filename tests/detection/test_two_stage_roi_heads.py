@@ -300,3 +300,16 @@ def test_level_mapper_inverted_range():
 def test_box_head_wrong_input_size():
     with pytest.raises(ValueError, match="must flatten to"):
         TwoMLPHead(C * 49, REP)(torch.zeros(2, C, 5, 5))
+
+
+def test_degenerate_proposals_give_no_detections_like_torchvision():
+    ours, theirs = build(0)
+    ours.eval(), theirs.eval()
+    flat = torch.tensor(
+        [[5.0, 5.0, 5.0, 30.0], [40.0, 40.0, 60.0, 40.0], [7.0, 7.0, 7.0, 7.0]], dtype=torch.float64
+    )
+    with torch.no_grad():
+        got, _ = ours(features(0), [flat, flat], SIZES)
+        want, _ = theirs(features(0), [flat, flat], SIZES)
+    for gd, wd in zip(got, want):
+        assert gd["boxes"].shape == wd["boxes"].shape == (0, 4)

@@ -41,7 +41,11 @@ def fastrcnn_loss(
     labels: Sequence[torch.Tensor],
     regression_targets: Sequence[torch.Tensor],
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(classification loss, box loss)``; only the true class's deltas of foreground RoIs are regressed."""
+    """``(classification loss, box loss)``; only the true class's deltas of foreground RoIs are regressed.
+
+    Without foreground RoIs the box loss is 0. Training always has RoIs to classify as long as some
+    image has a proposal or an object (the ground truth is appended to the proposals).
+    """
     labels = torch.cat(list(labels))
     targets = torch.cat(list(regression_targets))
     classification_loss = F.cross_entropy(class_logits, labels)

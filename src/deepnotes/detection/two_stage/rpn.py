@@ -162,7 +162,10 @@ class RegionProposalNetwork(nn.Module):
         labels: list[torch.Tensor],
         regression_targets: list[torch.Tensor],
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(objectness loss, box loss)`` over the sampled anchors of all images."""
+        """``(objectness loss, box loss)`` over the sampled anchors of all images.
+
+        With no positive anchor (no objects in the batch) the box loss is 0, not NaN.
+        """
         pos, neg = self.fg_bg_sampler(labels)
         pos_idx = torch.where(torch.cat(pos))[0]
         sampled = torch.where(torch.cat(pos) | torch.cat(neg))[0]
