@@ -86,8 +86,10 @@ def random_targets(seed, sizes, counts=(3, 0)):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("score_thresh", [0.0, 0.4])
-def test_eval_proposals_equal_torchvision(seed, score_thresh):
-    ours, theirs = build(seed, score_thresh)
+# more than 1,000 boxes before NMS switches batched NMS to its per-level path
+@pytest.mark.parametrize("pre,post", [((300, 150), (200, 60)), ((3000, 2000), (2000, 1000))])
+def test_eval_proposals_equal_torchvision(seed, score_thresh, pre, post):
+    ours, theirs = build(seed, score_thresh, pre=pre, post=post)
     ours.eval(), theirs.eval()
     images, feats, sizes = inputs(seed)
     with torch.no_grad():
