@@ -1,0 +1,61 @@
+"""Generative models: GANs (DCGAN-style and MLP) and the variational autoencoder, with sample-quality measures."""
+
+from deepnotes.generative.elbo import (
+    bernoulli_log_likelihood,
+    elbo,
+    gaussian_kl,
+    gaussian_log_likelihood,
+    reparameterize,
+)
+from deepnotes.generative.gan_losses import (
+    GENERATOR_LOSSES,
+    discriminator_loss,
+    generator_loss,
+    optimal_discriminator,
+)
+from deepnotes.generative.networks import (
+    GAN,
+    DCGANDiscriminator,
+    DCGANGenerator,
+    MLPDiscriminator,
+    MLPGenerator,
+    dcgan,
+)
+from deepnotes.generative.quality import (
+    classifier_outputs,
+    digits_scorer,
+    digits_tensors,
+    feature_statistics,
+    frechet_distance,
+    gaussian_baseline,
+    sample_quality,
+)
+from deepnotes.generative.vae import LIKELIHOODS, VAE, vae
+
+__all__ = [
+    "GAN",
+    "GENERATOR_LOSSES",
+    "LIKELIHOODS",
+    "VAE",
+    "DCGANDiscriminator",
+    "DCGANGenerator",
+    "MLPDiscriminator",
+    "MLPGenerator",
+    "bernoulli_log_likelihood",
+    "classifier_outputs",
+    "dcgan",
+    "digits_scorer",
+    "digits_tensors",
+    "discriminator_loss",
+    "elbo",
+    "feature_statistics",
+    "frechet_distance",
+    "gaussian_baseline",
+    "gaussian_kl",
+    "gaussian_log_likelihood",
+    "generator_loss",
+    "optimal_discriminator",
+    "reparameterize",
+    "sample_quality",
+    "vae",
+]
