@@ -332,8 +332,9 @@ TOPICS: list[Topic] = [
           ref='',
           impl=(), tests=()),
     Topic('23.1', 'GAN (DCGAN-style) and VAE (reparameterization, ELBO)',
-          ref='',
-          impl=(), tests=()),
+          ref='`torch.distributions` (KL, Bernoulli, Normal log-probabilities), BCE with logits, `scipy.linalg.sqrtm` (Fréchet distance)',
+          impl=('deepnotes.generative.DCGANGenerator', 'deepnotes.generative.DCGANDiscriminator', 'deepnotes.generative.MLPGenerator', 'deepnotes.generative.MLPDiscriminator', 'deepnotes.generative.GAN', 'deepnotes.generative.discriminator_loss', 'deepnotes.generative.generator_loss', 'deepnotes.generative.VAE', 'deepnotes.generative.reparameterize', 'deepnotes.generative.gaussian_kl', 'deepnotes.generative.elbo', 'deepnotes.generative.frechet_distance', 'deepnotes.generative.sample_quality'),
+          tests=('tests/generative/test_gan.py', 'tests/generative/test_vae_elbo.py', 'tests/generative/test_quality.py', 'tests/lab/test_claims.py')),
 ]
 
 # Claims the notes make, by ID (chapters 17–23 list theirs without IDs yet).
@@ -390,5 +391,10 @@ CLAIM_TEXT: dict[str, str] = {
     '16c': "the linear classifier's weight rows look like class templates.",
     '16d': 'our model definitions have exactly the reference parameter counts.',
     '16e': 'when the last batch norm of every residual branch is zero-initialized, every residual block without downsampling is exactly the identity at initialization.',
+    '23a': 'for a fixed generator the trained discriminator approaches p_data / (p_data + p_g) (1-D Gaussians).',
+    '23b': 'when the discriminator wins, the non-saturating generator loss gives far larger gradients than the minimax loss.',
+    '23c': 'a GAN on a ring of 8 Gaussians covers fewer modes than the data during training (mode collapse).',
+    '23d': "the VAE's ELBO lower-bounds the importance-sampled log-likelihood (k = 1000); the gap is reported.",
+    '23e': 'reparameterized gradients match the score-function (REINFORCE) estimate in expectation with far lower variance.',
 }
 # fmt: on
