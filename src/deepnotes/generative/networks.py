@@ -7,8 +7,10 @@ sigmoid, and the losses in :mod:`deepnotes.generative.gan_losses` work on logits
 DCGAN (Radford et al., 2016) layout: the generator projects ``z`` to a 4×4 map with a transposed
 convolution and doubles the resolution with stride-2 transposed convolutions (batch norm + ReLU),
 the discriminator halves it with stride-2 convolutions (LeakyReLU 0.2, batch norm after the
-first) down to 4×4, then one 4×4 convolution gives the logit. Images must therefore be square
-with a power-of-two side ≥ 8. Pixels are in ``[0, 1]`` (the bundled digits), so the generator
+first) down to 4×4, then one 4×4 convolution gives the logit. ``extra_layers`` adds that many
+3×3 stride-1 conv-BN-activation layers at the largest hidden resolution of each network (the
+reference DCGAN code's ``n_extra_layers``): digits are 8×8, where the plain layout has only two
+layers per network. Images must be square with a power-of-two side ≥ 8. Pixels are in ``[0, 1]`` (the bundled digits), so the generator
 ends in a sigmoid rather than DCGAN's tanh.
 """
 
@@ -49,9 +51,10 @@ class DCGANGenerator(nn.Module):
     Channels halve at every doubling, starting from ``width · 2^(doublings-1)`` at 4×4.
     """
 
-    def __init__(self, latent_dim: int = 32, image_shape=(1, 8, 8), width: int = 64):
+    def __init__(self, latent_dim: int = 32, image_shape=(1, 8, 8), width: int = 64, extra_layers: int = 0):
         super().__init__()
         self.latent_dim = check_int("latent_dim", latent_dim, min=1)
+        extra = check_int("extra_layers", extra_layers, min=0)
         self.image_shape = _image_shape(image_shape)
         c, h, _ = self.image_shape
         width = check_int("width", width, min=1)
@@ -65,6 +68,8 @@ class DCGANGenerator(nn.Module):
         for _ in range(doublings - 1):
             layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU()]
             ch //= 2
+        for _ in range(extra):
+            layers += [nn.Conv2d(ch, ch, 3, 1, 1, bias=False), nn.BatchNorm2d(ch), nn.ReLU()]
         layers += [nn.ConvTranspose2d(ch, c, 4, 2, 1), nn.Sigmoid()]  # last doubling straight to pixels
         self.net = nn.Sequential(*layers)
 
@@ -76,12 +81,14 @@ class DCGANGenerator(nn.Module):
 class DCGANDiscriminator(nn.Module):
     """``images (Tensor[B, C, H, W]) → logits (Tensor[B])`` (real = 1)."""
 
-    def __init__(self, image_shape=(1, 8, 8), width: int = 64):
+    def __init__(self, image_shape=(1, 8, 8), width: int = 64, extra_layers: int = 0):
         super().__init__()
         self.image_shape = _image_shape(image_shape)
         c, h, _ = self.image_shape
         ch = check_int("width", width, min=1)
         layers: list[nn.Module] = [nn.Conv2d(c, ch, 4, 2, 1), nn.LeakyReLU(0.2)]  # no BN on the input layer
+        for _ in range(check_int("extra_layers", extra_layers, min=0)):
+            layers += [nn.Conv2d(ch, ch, 3, 1, 1, bias=False), nn.BatchNorm2d(ch), nn.LeakyReLU(0.2)]
         size = h // 2
         while size > 4:
             layers += [nn.Conv2d(ch, 2 * ch, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * ch), nn.LeakyReLU(0.2)]
@@ -167,6 +174,10 @@ class GAN(nn.Module):
 
 
 @MODELS.register("dcgan", task="generate", description="DCGAN generator + discriminator for square power-of-two images")
-def dcgan(in_shape=(1, 8, 8), num_classes: int = 0, latent_dim: int = 32, width: int = 64) -> GAN:
+def dcgan(
+    in_shape=(1, 8, 8), num_classes: int = 0, latent_dim: int = 32, width: int = 64, extra_layers: int = 1
+) -> GAN:
     """A :class:`GAN` of :class:`DCGANGenerator` and :class:`DCGANDiscriminator` (``num_classes`` unused)."""
-    return GAN(DCGANGenerator(latent_dim, in_shape, width), DCGANDiscriminator(in_shape, width))
+    return GAN(
+        DCGANGenerator(latent_dim, in_shape, width, extra_layers), DCGANDiscriminator(in_shape, width, extra_layers)
+    )
