@@ -84,3 +84,10 @@ def test_sample_rejects_interpolation_of_a_gan(tmp_path, capsys):
 def test_sample_rejects_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["sample", str(tmp_path), "--out", str(tmp_path / "x.png")]) == 2
     assert "is not a run directory" in capsys.readouterr().err
+
+
+def test_sample_reports_quality_beside_the_baseline(tmp_path, capsys):
+    run, _ = _run_dir(tmp_path, "vae", latent_dim=2, hidden=8)
+    assert main(["sample", str(run), "--n", "4", "--quality", "50", "--out", str(tmp_path / "x.png")]) == 0
+    out = capsys.readouterr().out
+    assert all(row in out for row in ("samples", "baseline", "real_train")) and "Fréchet" in out

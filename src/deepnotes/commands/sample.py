@@ -20,6 +20,9 @@ def register(sub) -> None:
     p.add_argument("--interpolate", action="store_true", help="VAE: latent interpolation strips instead of samples")
     p.add_argument("--steps", type=int, default=10, help="points per interpolation strip (default: 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the latent draws (default: 0)")
+    p.add_argument("--quality", type=int, default=0, metavar="N",
+                   help="also score N samples (e.g. 1000) with the digits classifier: Fréchet distance, share "
+                   "classified with p >= 0.9, class histogram, beside a Gaussian baseline and real digits")
     p.set_defaults(func=run)
 
 
@@ -82,5 +85,21 @@ def run(args) -> int:
         path = save_grid(images, args.out, nrow=steps)
     else:
         path = save_grid(model.sample(n, g), args.out, nrow=min(n, 8))
-    console().print(f"wrote {path}")
+    con = console()
+    con.print(f"wrote {path}")
+    if args.quality:
+        _print_quality(con, model, check_int("--quality", args.quality, min=2), args.seed)
     return 0
+
+
+def _print_quality(con, model, n: int, seed: int) -> None:
+    import torch
+
+    from deepnotes.generative.quality import quality_report
+
+    report = quality_report(model.sample(n, torch.Generator().manual_seed(seed + 1)), seed=seed)
+    con.print(f"sample quality on {n} samples (digits cnn features; real test digits as reference):")
+    for row, q in report.items():
+        hist = " ".join(f"{s:.2f}" for s in q["class_shares"])
+        con.print(f"  {row:<10} Fréchet {q['frechet']:8.3f}  p>=0.9 {q['confident_share']:6.1%}  "
+                  f"min class {q['min_class_share']:5.1%}  classes 0-9: {hist}")

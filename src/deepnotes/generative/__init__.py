@@ -1,5 +1,6 @@
 """Generative models: GANs (DCGAN-style and MLP) and the variational autoencoder, with sample-quality measures."""
 
+from deepnotes.generative.callbacks import SampleGrid
 from deepnotes.generative.elbo import (
     bernoulli_log_likelihood,
     elbo,
@@ -13,6 +14,7 @@ from deepnotes.generative.gan_losses import (
     generator_loss,
     optimal_discriminator,
 )
+from deepnotes.generative.grid import image_grid, save_grid
 from deepnotes.generative.networks import (
     GAN,
     DCGANDiscriminator,
@@ -28,6 +30,7 @@ from deepnotes.generative.quality import (
     feature_statistics,
     frechet_distance,
     gaussian_baseline,
+    quality_report,
     sample_quality,
 )
 from deepnotes.generative.vae import LIKELIHOODS, VAE, vae
@@ -56,6 +59,10 @@ __all__ = [
     "generator_loss",
     "optimal_discriminator",
     "reparameterize",
+    "SampleGrid",
+    "image_grid",
+    "quality_report",
     "sample_quality",
+    "save_grid",
     "vae",
 ]

@@ -149,3 +149,20 @@ def sample_quality(
         "min_class_share": float(shares.min()),
         "n": len(samples),
     }
+
+
+def quality_report(samples: torch.Tensor, seed: int = 0) -> dict[str, dict]:
+    """:func:`sample_quality` of ``samples`` beside the same measures of the Gaussian baseline and of real digits.
+
+    The baseline draws as many samples as given from ``N(mean, cov)`` of the training digits; the
+    "real" row scores that many training digits (capped at the split's size), the level a perfect
+    generator would reach. Returns ``{"samples", "baseline", "real_train"}``.
+    """
+    check_tensor("samples", samples, ndim=4, floating=True, finite=True)
+    train = digits_tensors("train")[0]
+    g = make_generator(check_int("seed", seed, min=0))
+    return {
+        "samples": sample_quality(samples),
+        "baseline": sample_quality(gaussian_baseline(train, len(samples), g)),
+        "real_train": sample_quality(train[: len(samples)]),
+    }
