@@ -94,8 +94,8 @@ def optimal_discriminator_1d(quick: bool, seed: int) -> ClaimResult:
 )
 @one_thread
 def saturation(quick: bool, seed: int) -> ClaimResult:
-    repeats = 2 if quick else 8
-    steps = 150 if quick else 400
+    repeats = 2 if quick else 5
+    steps = 150 if quick else 300
     rows = []
     for r in range(repeats):
         torch.manual_seed(seed * 100 + r)
