@@ -64,10 +64,11 @@ def optimal_discriminator_1d(quick: bool, seed: int) -> ClaimResult:
     max_err_bulk = float((d - d_star).abs()[w > 0.05].max())
     holds = weighted_err < 0.05
     fig, ax = new_figure()
-    ax.plot(x, d_star, "k-", label="D*(x) = p_data / (p_data + p_g)")
-    ax.plot(x, d, "C3--", label=f"trained D ({steps} steps)")
-    ax.plot(x, p_data / p_data.max(), "C0:", label="p_data = N(0, 1) (scaled)")
-    ax.plot(x, p_g / p_g.max(), "C1:", label="p_g = N(1.5, 0.7²) (scaled)")
+    xs = x.numpy()
+    ax.plot(xs, d_star.numpy(), "k-", label="D*(x) = p_data / (p_data + p_g)")
+    ax.plot(xs, d.numpy(), "C3--", label=f"trained D ({steps} steps)")
+    ax.plot(xs, (p_data / p_data.max()).numpy(), "C0:", label="p_data = N(0, 1) (scaled)")
+    ax.plot(xs, (p_g / p_g.max()).numpy(), "C1:", label="p_g = N(1.5, 0.7²) (scaled)")
     ax.set(xlabel="x", ylabel="D(x)  (probability 'real')", title="1-D optimal discriminator")
     ax.legend(fontsize=7)
     return ClaimResult(
@@ -227,7 +228,7 @@ def elbo_bound(quick: bool, seed: int) -> ClaimResult:
     se = float(gap.std() / math.sqrt(len(gap)))
     holds = float(gap.mean()) > 3 * se
     fig, ax = new_figure()
-    ax.scatter(is_ll, elbo, s=8)
+    ax.scatter(is_ll.numpy(), elbo.numpy(), s=8)
     lo, hi = float(torch.min(elbo.min(), is_ll.min())), float(torch.max(elbo.max(), is_ll.max()))
     ax.plot([lo, hi], [lo, hi], "k:", label="ELBO = log p(x)")
     ax.set(xlabel="importance-sampled log p(x), k = 1000 (nats)", ylabel="ELBO (nats)",
@@ -280,9 +281,9 @@ def reparameterization_variance(quick: bool, seed: int) -> ClaimResult:
     unbiased = all(r["max_abs_z"] < 4.5 for r in rows.values())  # 8 dims × 2 estimators: 4.5 SE is far out
     holds = unbiased and float(ratio.min()) > 10
     fig, ax = new_figure()
-    idx = torch.arange(dim)
-    ax.bar(idx - 0.2, rows["reparameterized"]["variance"], 0.4, label="reparameterized")
-    ax.bar(idx + 0.2, rows["score function"]["variance"], 0.4, label="score function (REINFORCE)")
+    idx = torch.arange(dim, dtype=torch.float64)
+    ax.bar((idx - 0.2).tolist(), rows["reparameterized"]["variance"].tolist(), 0.4, label="reparameterized")
+    ax.bar((idx + 0.2).tolist(), rows["score function"]["variance"].tolist(), 0.4, label="score function (REINFORCE)")
     ax.set_yscale("log")
     ax.set(xlabel="latent dimension", ylabel="variance of one-draw ∂/∂μ estimate",
            title=f"Variance ratio, median {float(ratio.median()):.0f}×")
