@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from deepnotes.core.registry import DATASETS
+from deepnotes.core.registry import DATASETS, TASKS
 from deepnotes.data import DataSplits
 
 
@@ -11,7 +11,8 @@ from deepnotes.data import DataSplits
 def test_every_dataset_honours_the_contract(name):
     splits = DATASETS.create(name, seed=0)
     assert isinstance(splits, DataSplits)
-    assert splits.task in ("classification", "regression")
+    assert splits.task in TASKS.names()
+    assert DATASETS.meta(name).get("task", "classification") == splits.task, "registry metadata names its task"
     assert min(len(splits.train), len(splits.val), len(splits.test)) > 0
     x, y = splits.train[0]
     assert tuple(x.shape) == tuple(splits.in_shape), (name, x.shape, splits.in_shape)

@@ -21,6 +21,8 @@ def register(sub) -> None:
         "TensorBoard events (if installed), curves.png and summary.json to --out. Use --list to see the names. "
         "Run it under torchrun for distributed data parallel training.",
     )
+    p.add_argument("--task", default=None,
+                   help="task: classification, regression, … (default: the dataset's own task); --list shows them")
     p.add_argument("--model", default="mlp", help="model name (default: mlp)")
     p.add_argument("--data", default="digits", help="dataset name, or folder:PATH for your own class-per-folder images (default: digits)")
     p.add_argument("--optimizer", default="adam", help="optimizer name (default: adam)")
@@ -35,7 +37,8 @@ def register(sub) -> None:
     p.add_argument("--out", default=None, help="run directory (default: runs/MODEL-DATA-SEED)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--list", action="store_true", help="list models, datasets, optimizers and losses, then exit")
+    p.add_argument("--list", action="store_true",
+                   help="list the tasks with their models and datasets, then optimizers and losses, and exit")
     p.add_argument("--schedule", default="constant", choices=("constant", "cosine", "step"),
                    help="learning-rate schedule over the epochs: constant (default), cosine annealing to 0, "
                    "or step (×0.1 at 50%% and 75%% of the epochs)")
@@ -55,7 +58,7 @@ def register(sub) -> None:
 
 
 CONFIG_KEYS = (
-    "model", "data", "optimizer", "loss", "lr", "weight_decay", "batch_size", "seed", "l1", "l2", "max_norm",
+    "task", "model", "data", "optimizer", "loss", "lr", "weight_decay", "batch_size", "seed", "l1", "l2", "max_norm",
     "schedule", "model_kw",
 )
 
@@ -63,7 +66,7 @@ CONFIG_KEYS = (
 def run(args) -> int:
     from deepnotes.core.checks import check_float, check_int
     from deepnotes.core.io import atomic_write_json
-    from deepnotes.core.registry import DATASETS, LOSSES, MODELS, OPTIMIZERS
+    from deepnotes.core.registry import LOSSES, MODELS, OPTIMIZERS
     from deepnotes.core.seeding import seed_everything
     from deepnotes.data import resolve_dataset
     from deepnotes.plugins import load_all
@@ -77,8 +80,7 @@ def run(args) -> int:
     load_all()
     con = console()
     if args.list:
-        for reg in (MODELS, DATASETS, OPTIMIZERS, LOSSES):
-            con.print(f"[bold]{reg.kind}s[/]: {', '.join(reg.names()) or '(none)'}")
+        _print_list(con)
         return 0
     check_float("--lr", args.lr, min=0.0, min_inclusive=False)
     check_int("--epochs", args.epochs, min=1)
@@ -97,19 +99,22 @@ def run(args) -> int:
         ddp.resolve_backend(args.backend)
         _, world, _ = ddp.env_world()
     # resolve every name before doing any work, so a typo fails fast with the valid names
-    model_factory, opt_factory = MODELS.get(args.model), OPTIMIZERS.get(args.optimizer)
+    opt_factory = OPTIMIZERS.get(args.optimizer)
+    MODELS.get(args.model)
     data_factory = resolve_dataset(args.data)
+    task = _resolve_task(args.task, args.model, args.data)
     parse_model_kw(args.model_kw)  # a malformed KEY=VALUE fails before any work
     loss_fn = LOSSES.create(args.loss) if args.loss else None
     out = Path(args.out or f"runs/{args.model}-{args.data}-{args.seed}")
     config = {k: getattr(args, k) for k in CONFIG_KEYS}
     config["epochs"] = args.epochs
+    config["task"] = task.name
     _check_run_dir(out, config, args.resume)
 
     seed_everything(args.seed)
     splits = data_factory(seed=args.seed)
     device = args.device
-    sanity_kind = _sanity_kind(args.loss, splits.task) if args.sanity else None
+    sanity_kind = _sanity_kind(args.loss, task.name) if args.sanity else None
     if distributed:
         ddp.check_world_size(world, len(splits.train))
         if args.batch_size % world:
@@ -117,7 +122,7 @@ def run(args) -> int:
         rank, world, device = ddp.init_from_env(args.backend)
         if rank != 0:
             con.quiet = True  # one process reports
-    model = model_factory(splits.in_shape, splits.num_classes, **parse_model_kw(args.model_kw))
+    model = task.build_model(args.model, splits, **parse_model_kw(args.model_kw))
     opt_kwargs = {"lr": args.lr}
     if args.weight_decay is not None:
         opt_kwargs["weight_decay"] = args.weight_decay
@@ -141,7 +146,7 @@ def run(args) -> int:
         splits.train,
         val_data=splits.val,
         loss_fn=loss_fn,
-        task=splits.task,
+        task=task,
         epochs=args.epochs,
         batch_size=args.batch_size,
         seed=args.seed,
@@ -165,9 +170,10 @@ def run(args) -> int:
             for r in callbacks[0].results:
                 con.print(("[green]" if r.passed else "[red]") + f"sanity {r.line()}[/]")
     seconds = time.perf_counter() - t0
+    shown_keys = [c for c in trainer.csv_columns if c.startswith(("train_", "val_"))]
     for h in history:
-        line = f"epoch {int(h['epoch']):>3}  train_loss {h['train_loss']:.4f}"
-        for k in ("train_accuracy", "val_loss", "val_accuracy"):
+        line = f"epoch {int(h['epoch']):>3}"
+        for k in shown_keys:
             if k in h:
                 line += f"  {k} {h[k]:.4f}"
         con.print(line)
@@ -183,6 +189,50 @@ def run(args) -> int:
     shown = ", ".join(f"test {k} {v:.4f}" for k, v in test.items())
     con.print(f"{summary['status']}: {shown} ({seconds:.1f} s on {trainer.device}); run directory: {out.resolve()}")
     return 0
+
+
+def _print_list(con) -> None:
+    """Models and datasets grouped by task, then optimizers and losses."""
+    from deepnotes.core.registry import DATASETS, LOSSES, MODELS, OPTIMIZERS, TASKS
+    from deepnotes.data import dataset_task
+    from deepnotes.train.tasks import model_fits
+
+    con.print("[bold]tasks[/] (models and datasets of each):")
+    for name in TASKS.names():
+        task = TASKS.create(name)
+        models = [m for m in MODELS.names() if model_fits(MODELS.meta(m), task)]
+        datasets = [d for d in DATASETS.names() if dataset_task(d) == name]
+        con.print(f"  [bold]{name}[/]")
+        con.print(f"    models: {', '.join(models) or '(none)'}")
+        con.print(f"    datasets: {', '.join(datasets) or '(none)'}")
+    con.print(f"[bold]optimizers[/]: {', '.join(OPTIMIZERS.names())}")
+    con.print(f"[bold]losses[/]: {', '.join(LOSSES.names())}")
+
+
+def _resolve_task(task_name: str | None, model: str, data: str):
+    """The task to train: ``--task`` or the dataset's own; the model and dataset must fit it."""
+    from deepnotes.core.checks import check_choice
+    from deepnotes.core.registry import DATASETS, MODELS, TASKS
+    from deepnotes.data import dataset_task
+    from deepnotes.train.tasks import model_fits
+
+    data_task = dataset_task(data)
+    if task_name is not None:
+        check_choice("--task", task_name, TASKS.names())
+    task = TASKS.create(task_name or data_task)
+    if data_task != task.name:
+        fitting = [d for d in DATASETS.names() if dataset_task(d) == task.name]
+        raise ValueError(
+            f"--data {data!r} is a {data_task} dataset, not for task {task.name!r}; "
+            f"datasets for {task.name!r}: {', '.join(fitting) or '(none)'}"
+        )
+    if not model_fits(MODELS.meta(model), task):
+        fitting = [m for m in MODELS.names() if model_fits(MODELS.meta(m), task)]
+        raise ValueError(
+            f"--model {model!r} is not a model for task {task.name!r}; "
+            f"models for {task.name!r}: {', '.join(fitting) or '(none)'}"
+        )
+    return task
 
 
 def _sanity_kind(loss: str | None, task: str) -> str:

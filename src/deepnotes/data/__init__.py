@@ -3,6 +3,7 @@
 from deepnotes.data.builtin import digits, linear, make_linear
 from deepnotes.data.datasets import LazyFileDataset, TensorDataset
 from deepnotes.data.folder import (
+    dataset_task,
     image_folder,
     image_folder_splits,
     read_image,
@@ -25,6 +26,7 @@ __all__ = [
     "make_loader",
     "read_image",
     "resize_to",
+    "dataset_task",
     "resolve_dataset",
     "split_dataset",
 ]

@@ -96,3 +96,12 @@ def resolve_dataset(name: str):
     if name.startswith("folder:"):
         return partial(image_folder_splits, name[len("folder:") :])
     return DATASETS.get(name)
+
+
+def dataset_task(name: str) -> str:
+    """The task of dataset ``name`` (its registry metadata; class folders are classification)."""
+    from deepnotes.core.registry import DATASETS
+
+    if name.startswith("folder:"):
+        return "classification"
+    return DATASETS.meta(name).get("task", "classification")

@@ -55,14 +55,18 @@ HOOKS = tuple(name for name in vars(Callback) if name.startswith("on_"))
 
 
 class EarlyStopping(Callback):
-    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs."""
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
 
-    def __init__(self, monitor: str = "val_loss", patience: int = 5, mode: str = "min", min_delta: float = 0.0):
+    ``mode="auto"`` (default) takes the direction from the trainer's task: ``"max"`` for a metric
+    the task marks higher-is-better (``val_accuracy``, ``val_map``), ``"min"`` otherwise.
+    """
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 5, mode: str = "auto", min_delta: float = 0.0):
         from deepnotes.core.checks import check_choice, check_float, check_int
 
         self.monitor = monitor
         self.patience = check_int("patience", patience, min=1)
-        self.mode = check_choice("mode", mode, ("min", "max"))
+        self.mode = check_choice("mode", mode, ("auto", "min", "max"))
         self.min_delta = check_float("min_delta", min_delta, min=0.0)
         self.best: float | None = None
         self.bad_epochs = 0
@@ -71,6 +75,10 @@ class EarlyStopping(Callback):
         if self.monitor not in metrics:
             raise ValueError(f"EarlyStopping monitor {self.monitor!r} is not a metric; have {sorted(metrics)}")
         value = metrics[self.monitor]
+        if self.mode == "auto":
+            base = self.monitor.split("_", 1)[1] if self.monitor.startswith(("val_", "train_")) else self.monitor
+            higher = getattr(getattr(trainer, "task", None), "metrics", {}).get(base, False)
+            self.mode = "max" if higher else "min"
         better = self.best is None or (
             value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
         )

@@ -104,7 +104,8 @@ def rank_and_world(distributed: bool | None) -> tuple[int, int]:
 
 
 def distributed_loader(
-    data: Dataset, global_batch: int, rank: int, world_size: int, *, seed: int = 0, num_workers: int = 0
+    data: Dataset, global_batch: int, rank: int, world_size: int, *, seed: int = 0, num_workers: int = 0,
+    collate_fn=None,
 ) -> DataLoader:
     """A loader of ``global_batch / world_size`` samples per step from this rank's shard."""
     check_world_size(world_size, len(data))
@@ -118,6 +119,7 @@ def distributed_loader(
         generator=make_generator(seed),  # unused for the order, kept so checkpoints look the same
         num_workers=num_workers,
         worker_init_fn=worker_init_fn if num_workers > 0 else None,
+        collate_fn=collate_fn,
     )
 
 
@@ -147,6 +149,13 @@ def all_reduce_mean(t: torch.Tensor) -> float:
     t = t.detach().to(on, torch.float64).clone()
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t.item() / dist.get_world_size()
+
+
+def all_gather_object(obj):
+    """Every rank's picklable ``obj``, in rank order."""
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
 
 
 def barrier() -> None:

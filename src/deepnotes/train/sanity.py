@@ -145,7 +145,7 @@ class SanityChecks(Callback):
     def on_fit_start(self, trainer):
         if trainer.epoch > 0:  # resuming: the checks ran when the run started
             return
-        if trainer.task != "classification":
+        if getattr(trainer.task, "name", trainer.task) != "classification":
             raise ValueError("SanityChecks needs a classification task (the expected loss depends on C)")
         data = trainer.train_loader.dataset
         model = getattr(trainer.model, "module", trainer.model)  # unwrap DDP

@@ -1,5 +1,11 @@
 """The :class:`Trainer`: fit / evaluate / predict with callbacks, metrics files and exact resume.
 
+The trainer runs the loop and knows no particular problem: what a batch is, what one training
+step does and how a model is measured come from its :class:`~deepnotes.train.tasks.Task`
+(the default task unless one is named; see ``deepnotes.train.tasks``). ``metrics.csv`` has the columns
+``epoch, step, train_<m>… (the task's train metrics), val_<m>… (its evaluation metrics), lr,
+seconds``; a task with several optimizers gets one ``lr_<name>`` column per optimizer.
+
 Resuming is bit-exact on the CPU: a checkpoint (written atomically at the end of every epoch when
 ``out_dir`` is set, the newest ``keep_checkpoints`` kept) holds the model, optimizer and scheduler
 state, the epoch and step counters, the global RNG states (python, numpy, torch) and the state of
@@ -27,11 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from deepnotes.core.checks import check_choice, check_int, check_type
+from deepnotes.core.checks import check_int, check_type
 from deepnotes.core.device import select_device
 from deepnotes.core.io import atomic_write_json, atomic_write_text
 from deepnotes.core.seeding import rng_state, set_rng_state
@@ -39,17 +44,16 @@ from deepnotes.data.loading import make_loader
 from deepnotes.train.callbacks import Callback
 from deepnotes.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from deepnotes.train.guards import DivergenceError
-
-CSV_COLUMNS = ("epoch", "step", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+from deepnotes.train.tasks import StepContext, Task, get_task
 
 
 class NonFiniteLossError(RuntimeError):
     """Training met a NaN or infinite loss; the message names the epoch and step."""
 
 
-def default_loss(task: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Softmax cross-entropy for classification, mean squared error for regression."""
-    return F.cross_entropy if task == "classification" else F.mse_loss
+def default_loss(task: str | Task | None) -> Callable[..., torch.Tensor] | None:
+    """The loss a task trains with when none is named (its :meth:`Task.default_loss`)."""
+    return get_task(task).default_loss()
 
 
 class Trainer:
@@ -58,16 +62,18 @@ class Trainer:
     Parameters
     ----------
     model : nn.Module
-    optimizer : torch.optim.Optimizer
-        Built on ``model``'s parameters.
+    optimizer : torch.optim.Optimizer or dict[str, Optimizer]
+        Built on ``model``'s parameters. A task with several optimizers (a GAN's generator and
+        discriminator) takes a dict keyed by the task's ``optimizer_names``.
     train_data : Dataset
-        Map-style dataset yielding ``(input, target)``.
+        Map-style dataset; its items are batched by the task's ``collate``.
     val_data : Dataset, optional
         Evaluated at the end of every epoch.
-    loss_fn : callable(output, target) -> scalar Tensor, optional
-        Defaults to cross-entropy (classification) or MSE (regression).
-    task : {"classification", "regression"}
-        Classification also reports accuracy.
+    loss_fn : callable, optional
+        Defaults to the task's ``default_loss()``.
+    task : str or Task, optional
+        A registered task name or a :class:`~deepnotes.train.tasks.Task`; default
+        ``deepnotes.train.tasks.DEFAULT_TASK``.
     epochs, batch_size, seed : int
         ``seed`` seeds the training loader's shuffling generator.
     device : str
@@ -75,8 +81,8 @@ class Trainer:
     out_dir : path, optional
         Run directory for ``config.json``, ``metrics.csv``, checkpoints, TensorBoard events and
         ``summary.json``. Without it nothing is written.
-    scheduler : torch.optim.lr_scheduler.LRScheduler, optional
-        Stepped once per epoch.
+    scheduler : LRScheduler or dict[str, LRScheduler], optional
+        Stepped once per epoch; a dict maps optimizer names to their schedulers.
     callbacks : sequence of Callback
     progress : bool
         Show a progress bar (only when stderr is a terminal).
@@ -91,12 +97,12 @@ class Trainer:
     def __init__(
         self,
         model: nn.Module,
-        optimizer: torch.optim.Optimizer,
+        optimizer: torch.optim.Optimizer | dict[str, torch.optim.Optimizer],
         train_data: Dataset,
         *,
         val_data: Dataset | None = None,
-        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-        task: str = "classification",
+        loss_fn: Callable[..., torch.Tensor] | None = None,
+        task: str | Task | None = None,
         epochs: int = 10,
         batch_size: int = 32,
         seed: int = 0,
@@ -111,8 +117,9 @@ class Trainer:
         distributed: bool | None = None,
     ):
         check_type("model", model, nn.Module)
-        check_type("optimizer", optimizer, torch.optim.Optimizer)
-        self.task = check_choice("task", task, ("classification", "regression"))
+        self.task = get_task(task)
+        self.optimizers = _named_optimizers(optimizer, self.task)
+        self.schedulers = _named_schedulers(scheduler, self.optimizers)
         self.epochs = check_int("epochs", epochs, min=1)
         self.batch_size = check_int("batch_size", batch_size, min=1)
         self.seed = check_int("seed", seed, min=0)
@@ -121,9 +128,7 @@ class Trainer:
             check_type(f"callbacks[{i}]", cb, Callback)
         self.device = select_device(device)
         self.model = model.to(self.device)
-        self.optimizer = optimizer
-        self.scheduler = scheduler
-        self.loss_fn = loss_fn or default_loss(self.task)
+        self.loss_fn = loss_fn or self.task.default_loss()
         self.callbacks = list(callbacks)
         self.progress = progress
         self.out_dir = Path(out_dir) if out_dir is not None else None
@@ -136,12 +141,14 @@ class Trainer:
         self.module = self.model  # the unwrapped model (what checkpoints hold)
         if self._dist:
             self.train_loader = dist_mod.distributed_loader(
-                train_data, self.batch_size, self.rank, self.world_size, seed=self.seed, num_workers=num_workers
+                train_data, self.batch_size, self.rank, self.world_size, seed=self.seed,
+                num_workers=num_workers, collate_fn=self.task.collate,
             )
             self.model = dist_mod.wrap_ddp(self.model, self.device)
         else:
             self.train_loader = make_loader(
-                train_data, self.batch_size, shuffle=True, seed=self.seed, num_workers=num_workers
+                train_data, self.batch_size, shuffle=True, seed=self.seed, num_workers=num_workers,
+                collate_fn=self.task.collate,
             )
         self.val_data = val_data
         self.epoch = 0  # epochs completed
@@ -149,6 +156,29 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.should_stop = False
         self._tb = None
+        self._ctx = StepContext(self)
+        self._batch_index = 0
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The first (for most tasks the only) optimizer."""
+        return next(iter(self.optimizers.values()))
+
+    @property
+    def scheduler(self) -> Any:
+        """The first optimizer's scheduler, or None."""
+        return self.schedulers.get(next(iter(self.optimizers)))
+
+    @property
+    def csv_columns(self) -> tuple[str, ...]:
+        """The columns of ``metrics.csv``, from the task's metric names."""
+        lrs = ("lr",) if len(self.optimizers) == 1 else tuple(f"lr_{n}" for n in self.optimizers)
+        return (
+            "epoch", "step",
+            *(f"train_{m}" for m in self.task.train_metrics),
+            *(f"val_{m}" for m in self.task.metrics),
+            *lrs, "seconds",
+        )
 
     # -- public API -------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> list[dict[str, float]]:
@@ -186,51 +216,44 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, data: Dataset, batch_size: int | None = None) -> dict[str, float]:
-        """Mean loss (and accuracy for classification) over ``data``, in eval mode.
+        """The task's metrics over ``data`` (e.g. the mean loss and the accuracy), in eval mode.
 
         Distributed: rank ``r`` evaluates samples ``r, r + W, r + 2W, …`` (every sample exactly
-        once) and the sums are all-reduced, so every rank returns the single-process value.
+        once) and the task combines the ranks' sums (or gathered predictions), so every rank
+        returns the single-process value.
         """
         was_training = self.model.training
         self.model.eval()
-        total, loss_sum, correct, targets = 0, 0.0, 0, 0
         if self._dist:
             from deepnotes.train.distributed import shard
 
             data = shard(data, self.rank, self.world_size)
         try:
-            for x, y in (make_loader(data, batch_size or self.batch_size) if len(data) else ()):
-                x, y = x.to(self.device), y.to(self.device)
-                out = self.module(x)
-                loss_sum += float(self.loss_fn(out, y)) * len(x)
-                if self.task == "classification":
-                    correct += int((out.argmax(1) == y).sum())
-                    targets += y.numel()
-                total += len(x)
+            loader = self.task.loader(data, batch_size or self.batch_size) if len(data) else ()
+            batches = (self.task.to_device(b, self.device) for b in loader)
+            return self.task.evaluate(self._ctx, batches)
         finally:
             self.model.train(was_training)
-        if self._dist:
-            from deepnotes.train.distributed import all_reduce_sums
-
-            loss_sum, correct, total, targets = all_reduce_sums([loss_sum, correct, total, targets], self.device)
-            total = int(total)
-        metrics = {"loss": loss_sum / total}
-        if self.task == "classification":
-            # per target, not per sample: sequence tasks have one class per time step
-            metrics["accuracy"] = correct / targets
-        return metrics
 
     @torch.no_grad()
-    def predict(self, data: Dataset | torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
-        """Model outputs for every item of ``data`` (a dataset or an input tensor), in eval mode."""
+    def predict(self, data: Dataset | torch.Tensor, batch_size: int | None = None) -> Any:
+        """Model outputs for every item of ``data`` (a dataset or an input tensor), in eval mode.
+
+        Tensor outputs are concatenated along the first dimension; other outputs (a detector's
+        lists of dicts) are returned as one list.
+        """
         was_training = self.model.training
         self.model.eval()
         try:
             if isinstance(data, torch.Tensor):
-                chunks = data.split(batch_size or self.batch_size)
-                return torch.cat([self.module(c.to(self.device)).cpu() for c in chunks])
-            outs = [self.module(x.to(self.device)).cpu() for x, _ in make_loader(data, batch_size or self.batch_size)]
-            return torch.cat(outs)
+                batches = data.split(batch_size or self.batch_size)
+            else:
+                batches = self.task.loader(data, batch_size or self.batch_size)
+            outs = [_to_cpu(self.task.predict_step(self.module, self.task.to_device(b, self.device)))
+                    for b in batches]
+            if outs and all(isinstance(o, torch.Tensor) for o in outs):
+                return torch.cat(outs)
+            return [item for o in outs for item in o]
         finally:
             self.model.train(was_training)
 
@@ -243,22 +266,43 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: plain tensors, ints, floats and dicts."""
-        return {
-            "model": self.module.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+        state: dict[str, Any] = {"model": self.module.state_dict()}
+        if len(self.optimizers) == 1:
+            state["optimizer"] = self.optimizer.state_dict()
+            state["scheduler"] = self.scheduler.state_dict() if self.scheduler is not None else None
+        else:
+            state["optimizers"] = {n: o.state_dict() for n, o in self.optimizers.items()}
+            state["schedulers"] = {n: s.state_dict() for n, s in self.schedulers.items()}
+        task_state = self.task.state_dict()
+        if task_state:
+            state["task"] = task_state
+        state.update({
             "epoch": self.epoch,
             "step": self.step,
             "rng": rng_state(),
             "loader_generator": self.train_loader.generator.get_state(),
             "history": self.history,
-        }
+        })
+        return state
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.module.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state.get("scheduler") is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
+        if "optimizers" in state:
+            saved = sorted(state["optimizers"])
+            if saved != sorted(self.optimizers):
+                raise ValueError(f"the checkpoint holds optimizers {saved}, this run has {sorted(self.optimizers)}")
+            for n, o in self.optimizers.items():
+                o.load_state_dict(state["optimizers"][n])
+            for n, s in self.schedulers.items():
+                if n in state.get("schedulers", {}):
+                    s.load_state_dict(state["schedulers"][n])
+        else:
+            if len(self.optimizers) != 1:
+                raise ValueError(f"the checkpoint holds one optimizer, this run has {sorted(self.optimizers)}")
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scheduler is not None and state.get("scheduler") is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
+        self.task.load_state_dict(state.get("task", {}))
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.history = [dict(h) for h in state["history"]]
         set_rng_state(state["rng"])
@@ -268,6 +312,50 @@ class Trainer:
     def _call(self, hook: str, *args: Any) -> None:
         for cb in self.callbacks:
             getattr(cb, hook)(self, *args)
+
+    def _optimize(self, loss: torch.Tensor, name: str | None) -> float:
+        """Finite check, zero_grad, backward, ``on_after_backward``, step (see StepContext.optimize)."""
+        if name is None:
+            if len(self.optimizers) != 1:
+                raise ValueError(f"task {self.task.name!r} has optimizers {list(self.optimizers)}: name the one to step")
+            name = next(iter(self.optimizers))
+        elif name not in self.optimizers:
+            raise ValueError(f"no optimizer named {name!r}; this run has {list(self.optimizers)}")
+        optimizer = self.optimizers[name]
+        if self._dist:  # the global batch's loss, identical on every rank
+            from deepnotes.train.distributed import all_reduce_mean
+
+            value = all_reduce_mean(loss.detach())
+        else:
+            value = loss.item()
+        if not math.isfinite(value):
+            which = f" ({name} update)" if len(self.optimizers) > 1 else ""
+            raise NonFiniteLossError(
+                f"loss is {value} at epoch {self.epoch + 1}, step {self.step + 1} (batch {self._batch_index}){which}; "
+                "training stopped, the last good checkpoint is kept"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self._call("on_after_backward")
+        optimizer.step()
+        return value
+
+    def _all_reduce_sums(self, sums: dict[str, float]) -> dict[str, float]:
+        if not self._dist:
+            return dict(sums)
+        from deepnotes.train.distributed import all_gather_object, all_reduce_sums
+
+        # a rank whose shard had no batch has no keys: agree on the union first
+        keys = sorted({k for ks in all_gather_object(sorted(sums)) for k in ks})
+        values = all_reduce_sums([sums.get(k, 0.0) for k in keys], self.device)
+        return dict(zip(keys, values))
+
+    def _all_gather_object(self, obj: Any) -> list[Any]:
+        if not self._dist:
+            return [obj]
+        from deepnotes.train.distributed import all_gather_object
+
+        return all_gather_object(obj)
 
     def _start_run(self) -> None:
         if self.out_dir is None or not self.is_main:
@@ -295,9 +383,11 @@ class Trainer:
             "final": self.history[-1] if self.history else {},
             "fit_seconds": round(seconds, 3),
         }
-        if self.history and "val_loss" in self.history[-1]:
-            best = min(self.history, key=lambda h: h["val_loss"])
-            summary["best_epoch_by_val_loss"] = int(best["epoch"])
+        monitor = f"val_{self.task.monitor}"
+        if self.history and monitor in self.history[-1]:
+            pick = max if self.task.metrics.get(self.task.monitor, False) else min
+            best = pick(self.history, key=lambda h: h[monitor])
+            summary[f"best_epoch_by_{monitor}"] = int(best["epoch"])
         self.summary = summary
         atomic_write_json(self.out_dir / "summary.json", summary)
 
@@ -328,64 +418,41 @@ class Trainer:
         if self._dist:
             self.train_loader.sampler.set_epoch(self.epoch)  # a new order per epoch, same on resume
         self.model.train()
-        loss_sum = torch.zeros((), dtype=torch.float64)
-        correct = torch.zeros((), dtype=torch.int64)
-        seen = targets = 0
+        sums: dict[str, float] = {}
         bar = self._progress()
-        task_id = None
+        bar_id = None
         if bar is not None:
             bar.start()
-            task_id = bar.add_task("train", total=len(self.train_loader), epoch=epoch, loss=float("nan"))
+            bar_id = bar.add_task("train", total=len(self.train_loader), epoch=epoch, loss=float("nan"))
         try:
-            for i, (x, y) in enumerate(self.train_loader):
+            for i, batch in enumerate(self.train_loader):
+                self._batch_index = i
                 self._call("on_batch_start", i)
-                x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-                out = self.model(x)
-                loss = self.loss_fn(out, y)
-                if self._dist:  # the global batch's loss, identical on every rank
-                    from deepnotes.train.distributed import all_reduce_mean
-
-                    value = all_reduce_mean(loss.detach())
-                else:
-                    value = loss.item()
-                if not math.isfinite(value):
-                    raise NonFiniteLossError(
-                        f"loss is {value} at epoch {epoch}, step {self.step + 1} (batch {i}); "
-                        "training stopped, the last good checkpoint is kept"
-                    )
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self._call("on_after_backward")
-                self.optimizer.step()
+                batch = self.task.to_device(batch, self.device)
+                self._ctx.last_loss = None
+                for k, v in self.task.training_step(self._ctx, batch).items():
+                    sums[k] = sums.get(k, 0.0) + float(v)
                 self.step += 1
-                n = len(x)
-                seen += n
-                loss_sum += value * n
-                if self.task == "classification":
-                    correct += (out.detach().argmax(1) == y).sum().cpu()
-                    targets += y.numel()
+                value = self._ctx.last_loss if self._ctx.last_loss is not None else float("nan")
                 self._call("on_batch_end", i, value)
                 if bar is not None:
-                    bar.update(task_id, advance=1, loss=value)
+                    bar.update(bar_id, advance=1, loss=value)
         finally:
             if bar is not None:
                 bar.stop()
-        if self._dist:
-            from deepnotes.train.distributed import all_reduce_sums
-
-            loss_sum, correct, seen, targets = all_reduce_sums(
-                [float(loss_sum), int(correct), seen, targets], self.device
-            )
-        metrics: dict[str, float] = {"epoch": epoch, "step": self.step, "train_loss": float(loss_sum) / seen}
-        if self.task == "classification":
-            metrics["train_accuracy"] = int(correct) / targets
+        sums = self._all_reduce_sums(sums)
+        metrics: dict[str, float] = {"epoch": epoch, "step": self.step}
+        metrics.update({f"train_{k}": v for k, v in self.task.summarize(sums).items()})
         if self.val_data is not None:
-            val = self.evaluate(self.val_data)
-            metrics.update({f"val_{k}": v for k, v in val.items()})
-            self._call("on_validation_end", {f"val_{k}": v for k, v in val.items()})
-        metrics["lr"] = float(self.optimizer.param_groups[0]["lr"])
-        if self.scheduler is not None:
-            self.scheduler.step()
+            val = {f"val_{k}": v for k, v in self.evaluate(self.val_data).items()}
+            metrics.update(val)
+            self._call("on_validation_end", val)
+        if len(self.optimizers) == 1:
+            metrics["lr"] = float(self.optimizer.param_groups[0]["lr"])
+        else:
+            metrics.update({f"lr_{n}": float(o.param_groups[0]["lr"]) for n, o in self.optimizers.items()})
+        for s in self.schedulers.values():
+            s.step()
         metrics["seconds"] = time.perf_counter() - t0
         self.history.append(metrics)
         self.epoch = epoch
@@ -404,16 +471,50 @@ class Trainer:
     def _write_metrics(self, metrics: dict[str, float]) -> None:
         if self.out_dir is None or not self.is_main:
             return
+        columns = self.csv_columns
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for row in self.history:
-            writer.writerow({k: row.get(k, "") for k in CSV_COLUMNS})
+            writer.writerow({k: row.get(k, "") for k in columns})
         atomic_write_text(self.out_dir / "metrics.csv", buf.getvalue())
         if self._tb is not None:
             for k, v in metrics.items():
                 if k not in ("epoch", "step"):
                     self._tb.add_scalar(k, v, int(metrics["epoch"]))
+
+
+def _named_optimizers(optimizer: Any, task: Task) -> dict[str, torch.optim.Optimizer]:
+    names = task.optimizer_names
+    if isinstance(optimizer, dict):
+        if sorted(optimizer) != sorted(names):
+            raise ValueError(f"optimizer: task {task.name!r} needs optimizers named {list(names)}, got {sorted(optimizer)}")
+        for n in names:
+            check_type(f"optimizer[{n!r}]", optimizer[n], torch.optim.Optimizer)
+        return {n: optimizer[n] for n in names}
+    check_type("optimizer", optimizer, torch.optim.Optimizer)
+    if len(names) != 1:
+        raise ValueError(f"optimizer: task {task.name!r} needs a dict of optimizers named {list(names)}")
+    return {names[0]: optimizer}
+
+
+def _named_schedulers(scheduler: Any, optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, Any]:
+    if scheduler is None:
+        return {}
+    if isinstance(scheduler, dict):
+        unknown = sorted(set(scheduler) - set(optimizers))
+        if unknown:
+            raise ValueError(f"scheduler: no optimizer named {unknown}; optimizers are {list(optimizers)}")
+        return {n: s for n, s in scheduler.items() if s is not None}
+    if len(optimizers) != 1:
+        raise ValueError(f"scheduler: with optimizers {list(optimizers)}, pass a dict keyed by their names")
+    return {next(iter(optimizers)): scheduler}
+
+
+def _to_cpu(out: Any) -> Any:
+    from deepnotes.train.tasks import move_to
+
+    return move_to(out, torch.device("cpu"))
 
 
 def _restore_loader_state(loader: DataLoader, generator_state: torch.Tensor) -> None:
