@@ -126,8 +126,12 @@ def run(args) -> int:
     opt_kwargs = {"lr": args.lr}
     if args.weight_decay is not None:
         opt_kwargs["weight_decay"] = args.weight_decay
-    optimizer = opt_factory(model.parameters(), **opt_kwargs)
-    scheduler = make_schedule(args.schedule, optimizer, args.epochs)
+    if len(task.optimizer_names) > 1:  # e.g. a GAN: one optimizer (and schedule) per network
+        optimizer = {n: opt_factory(p, **opt_kwargs) for n, p in task.optimizer_parameters(model).items()}
+        scheduler = {n: make_schedule(args.schedule, o, args.epochs) for n, o in optimizer.items()}
+    else:
+        optimizer = opt_factory(model.parameters(), **opt_kwargs)
+        scheduler = make_schedule(args.schedule, optimizer, args.epochs)
     callbacks = []
     if args.sanity:
         callbacks.append(SanityChecks(kind=sanity_kind))
@@ -140,6 +144,7 @@ def run(args) -> int:
     if args.grad_norms:
         callbacks.append(GradientNormProbe(args.grad_norms))
     callbacks.append(CurvePlotter())
+    callbacks += getattr(task, "callbacks", list)()  # the task's own (a generator's sample grids)
     trainer = Trainer(
         model,
         optimizer,
@@ -220,7 +225,7 @@ def _resolve_task(task_name: str | None, model: str, data: str):
     if task_name is not None:
         check_choice("--task", task_name, TASKS.names())
     task = TASKS.create(task_name or data_task)
-    if data_task != task.name:
+    if data_task != task.name and data_task not in getattr(task, "data_tasks", ()):
         fitting = [d for d in DATASETS.names() if dataset_task(d) == task.name]
         raise ValueError(
             f"--data {data!r} is a {data_task} dataset, not for task {task.name!r}; "
