@@ -333,8 +333,8 @@ TOPICS: list[Topic] = [
           impl=(), tests=()),
     Topic('23.1', 'GAN (DCGAN-style) and VAE (reparameterization, ELBO)',
           ref='`torch.distributions` (KL, Bernoulli, Normal log-probabilities), BCE with logits, `scipy.linalg.sqrtm` (Fréchet distance)',
-          impl=('deepnotes.generative.DCGANGenerator', 'deepnotes.generative.DCGANDiscriminator', 'deepnotes.generative.MLPGenerator', 'deepnotes.generative.MLPDiscriminator', 'deepnotes.generative.GAN', 'deepnotes.generative.discriminator_loss', 'deepnotes.generative.generator_loss', 'deepnotes.generative.VAE', 'deepnotes.generative.reparameterize', 'deepnotes.generative.gaussian_kl', 'deepnotes.generative.elbo', 'deepnotes.generative.frechet_distance', 'deepnotes.generative.sample_quality'),
-          tests=('tests/generative/test_gan.py', 'tests/generative/test_vae_elbo.py', 'tests/generative/test_quality.py', 'tests/lab/test_claims.py')),
+          impl=('deepnotes.generative.DCGANGenerator', 'deepnotes.generative.DCGANDiscriminator', 'deepnotes.generative.MLPGenerator', 'deepnotes.generative.MLPDiscriminator', 'deepnotes.generative.GAN', 'deepnotes.generative.discriminator_loss', 'deepnotes.generative.generator_loss', 'deepnotes.generative.VAE', 'deepnotes.generative.reparameterize', 'deepnotes.generative.gaussian_kl', 'deepnotes.generative.elbo', 'deepnotes.generative.frechet_distance', 'deepnotes.generative.sample_quality', 'deepnotes.generative.SampleGrid', 'deepnotes.train.tasks.generate.GenerationTask'),
+          tests=('tests/generative/test_gan.py', 'tests/generative/test_vae_elbo.py', 'tests/generative/test_quality.py', 'tests/generative/test_grid_and_sample.py', 'tests/generative/test_generate_task.py', 'tests/lab/test_claims.py')),
 ]
 
 # Claims the notes make, by ID (chapters 17–23 list theirs without IDs yet).
