@@ -164,3 +164,11 @@ def test_gan_sample_needs_a_positive_count():
     gan = GAN(MLPGenerator(2, 2, 4), MLPDiscriminator(2, 4))
     with pytest.raises(ValueError, match="n must be >= 1"):
         gan.sample(0)
+
+
+def test_adam_gan_is_adam_with_dcgan_betas():
+    from deepnotes.core.registry import OPTIMIZERS
+
+    p = [torch.nn.Parameter(torch.zeros(2))]
+    opt = OPTIMIZERS.create("adam_gan", p, lr=1e-3)
+    assert opt.param_groups[0]["betas"] == (0.5, 0.999) and opt.param_groups[0]["lr"] == 1e-3

@@ -23,6 +23,7 @@ from deepnotes.generative.networks import (
     MLPGenerator,
     dcgan,
 )
+from deepnotes.generative.optim import adam_gan
 from deepnotes.generative.quality import (
     classifier_outputs,
     digits_scorer,
@@ -44,6 +45,7 @@ __all__ = [
     "DCGANGenerator",
     "MLPDiscriminator",
     "MLPGenerator",
+    "adam_gan",
     "bernoulli_log_likelihood",
     "classifier_outputs",
     "dcgan",
