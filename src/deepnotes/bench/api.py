@@ -24,6 +24,7 @@ class BenchItem:
     ours: Callable[[], Any]
     reference: Callable[[], Any]
     repeats: int = 7
+    cleanup: Callable[[], Any] | None = None  # run after the item is timed, also when timing fails
 
 
 @dataclass(frozen=True)

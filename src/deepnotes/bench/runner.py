@@ -70,22 +70,32 @@ def run_case(case: BenchCase, *, quick: bool) -> list[BenchRow]:
         note = f"reference not installed: {', '.join(missing)}"
         return [BenchRow(case.name, "-", None, None, None, case.reference, case.target, note)]
     rows = []
-    for item in case.func(quick):
-        item.ours()  # warm-up: first-call allocations and lazy imports are not what we measure
-        item.reference()
-        ours, ref = [], []
-        repeats = max(3, item.repeats // 2) if quick else item.repeats
-        for i in range(repeats):
-            # alternate which goes first, so neither always runs on a warmer cache
-            if i % 2 == 0:
-                ours.append(_time_once(item.ours))
-                ref.append(_time_once(item.reference))
-            else:
-                ref.append(_time_once(item.reference))
-                ours.append(_time_once(item.ours))
-        o, r = statistics.median(ours), statistics.median(ref)
-        rows.append(BenchRow(case.name, item.size, round(o, 4), round(r, 4), round(o / r, 4), case.reference, case.target))
+    items = case.func(quick)
+    try:
+        for item in items:
+            rows.append(_time_item(case, item, quick))
+    finally:
+        for item in items:
+            if item.cleanup is not None:
+                item.cleanup()
     return rows
+
+
+def _time_item(case: BenchCase, item, quick: bool) -> BenchRow:
+    item.ours()  # warm-up: first-call allocations and lazy imports are not what we measure
+    item.reference()
+    ours, ref = [], []
+    repeats = max(3, item.repeats // 2) if quick else item.repeats
+    for i in range(repeats):
+        # alternate which goes first, so neither always runs on a warmer cache
+        if i % 2 == 0:
+            ours.append(_time_once(item.ours))
+            ref.append(_time_once(item.reference))
+        else:
+            ref.append(_time_once(item.reference))
+            ours.append(_time_once(item.ours))
+    o, r = statistics.median(ours), statistics.median(ref)
+    return BenchRow(case.name, item.size, round(o, 4), round(r, 4), round(o / r, 4), case.reference, case.target)
 
 
 def write_bench(rows: list[BenchRow], out: Path) -> None:

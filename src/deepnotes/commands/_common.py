@@ -22,3 +22,24 @@ def split_names(values: list[str] | None) -> list[str] | None:
 
 def interactive() -> bool:
     return sys.stderr.isatty()
+
+
+def add_threads_option(parser) -> None:
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: torch's choice; 1 is often fastest on a busy machine)")
+
+
+def apply_threads(args) -> None:
+    """Set torch's intra-op thread count from ``--threads`` (validated) for this command."""
+    if getattr(args, "threads", None) is not None:
+        import torch
+
+        from deepnotes.core.checks import check_int
+
+        torch.set_num_threads(check_int("--threads", args.threads, min=1))
+
+
+def say(con, text: str) -> None:
+    """Print one line now (flushed), also when the output is a file or a pipe."""
+    con.print(text)
+    con.file.flush()

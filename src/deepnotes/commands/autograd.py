@@ -35,5 +35,14 @@ def parse_assignments(items: list[str]) -> dict[str, float]:
 def run(args) -> int:
     from deepnotes.autograd import walkthrough
 
-    print(walkthrough(args.expression, **parse_assignments(args.values)).format())
+    values = parse_assignments(args.values)
+    try:
+        text = walkthrough(args.expression, **values).format()
+    except ZeroDivisionError:
+        raise ValueError("expression: division by zero (a divisor evaluates to 0 with these values)") from None
+    except OverflowError as exc:
+        raise ValueError(f"expression: a value is too large for a float64 ({exc})") from None
+    except RecursionError:
+        raise ValueError("expression: nested too deeply for the walk-through (split it into smaller expressions)") from None
+    print(text)
     return 0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from deepnotes.commands._common import console, split_names
+from deepnotes.commands._common import console, say, split_names
 
 
 def register(sub) -> None:
@@ -29,15 +29,24 @@ def run(args) -> int:
         from deepnotes.core.checks import check_int
 
         torch.set_num_threads(check_int("--threads", args.threads, min=1))
+    if args.only is not None and not split_names(args.only):
+        raise ValueError("--only names no case (an empty selection); see --list")
     cases = select_cases(split_names(args.only))
     if args.list:
         for c in cases:
             con.print(f"{c.name:<28} vs {c.reference}: {c.description}")
         return 0
+    from deepnotes.core.runlock import check_writable_folder
+
+    check_writable_folder(args.out)  # before any case runs
     rows = []
     for c in cases:
         with con.status(f"bench {c.name}", spinner="dots"):
-            rows += run_case(c, quick=args.quick)
+            case_rows = run_case(c, quick=args.quick)
+        rows += case_rows
+        for r in case_rows:  # one flushed line per case as it ends, also into a log file
+            ratio = "-" if r.ratio is None else f"{r.ratio:.3f}"
+            say(con, f"{r.case} [{r.size}]: ratio {ratio}")
     write_bench(rows, Path(args.out))
     table = Table(title="ours / reference (median ms; ratio < 1 means we are faster)")
     for col in ("case", "size", "ours ms", "ref ms", "ratio", "target", "reference"):

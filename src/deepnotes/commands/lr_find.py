@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from deepnotes.commands._common import console
+from deepnotes.commands._common import add_threads_option, apply_threads, console
 
 
 def register(sub) -> None:
@@ -15,15 +13,16 @@ def register(sub) -> None:
         "--end-lr; writes lr_find.png and lr_find.json to --out and prints the suggested rate "
         "(the steepest descent of the smoothed loss).",
     )
-    p.add_argument("--model", default="mlp")
-    p.add_argument("--data", default="digits")
-    p.add_argument("--optimizer", default="adam")
-    p.add_argument("--start-lr", type=float, default=1e-7)
-    p.add_argument("--end-lr", type=float, default=10.0)
-    p.add_argument("--iters", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", default="mlp", help="model name (default: mlp)")
+    p.add_argument("--data", default="digits", help="dataset name, or folder:PATH for your own images (default: digits)")
+    p.add_argument("--optimizer", default="adam", help="optimizer name (default: adam)")
+    p.add_argument("--start-lr", type=float, default=1e-7, help="first learning rate (default: 1e-7)")
+    p.add_argument("--end-lr", type=float, default=10.0, help="last learning rate (default: 10)")
+    p.add_argument("--iters", type=int, default=100, help="training steps over the range (default: 100)")
+    p.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data split, the model and the order (default: 0)")
     p.add_argument("--out", default=None, help="output folder (default: runs/lr-find-MODEL-DATA)")
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 
@@ -34,8 +33,10 @@ def run(args) -> int:
 
     from deepnotes.core.checks import check_int
     from deepnotes.core.io import atomic_write_bytes, atomic_write_json
-    from deepnotes.core.registry import DATASETS, MODELS, OPTIMIZERS
+    from deepnotes.core.registry import MODELS, OPTIMIZERS
+    from deepnotes.core.runlock import check_writable_folder
     from deepnotes.core.seeding import seed_everything
+    from deepnotes.data import resolve_dataset
     from deepnotes.plugins import load_all
     from deepnotes.train.lr_find import lr_range_test
     from deepnotes.train.trainer import default_loss
@@ -43,7 +44,9 @@ def run(args) -> int:
     load_all()
     check_int("--seed", args.seed, min=0)
     model_factory, opt_factory = MODELS.get(args.model), OPTIMIZERS.get(args.optimizer)
-    data_factory = DATASETS.get(args.data)
+    data_factory = resolve_dataset(args.data)
+    apply_threads(args)
+    out = check_writable_folder(args.out or f"runs/lr-find-{args.model}-{args.data}")  # before any work
     seed_everything(args.seed)
     splits = data_factory(seed=args.seed)
     model = model_factory(splits.in_shape, splits.num_classes)
@@ -51,8 +54,6 @@ def run(args) -> int:
     result = lr_range_test(model, optimizer, splits.train, loss_fn=default_loss(splits.task),
                            start_lr=args.start_lr, end_lr=args.end_lr, num_iter=args.iters,
                            batch_size=args.batch_size, seed=args.seed)
-    out = Path(args.out or f"runs/lr-find-{args.model}-{args.data}")
-    out.mkdir(parents=True, exist_ok=True)
     fig = result.plot()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)

@@ -7,10 +7,11 @@ with DDP (``--backend gloo`` on CPU, ``nccl`` on GPUs); ``--batch-size`` is the 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
-from deepnotes.commands._common import console
+from deepnotes.commands._common import add_threads_option, apply_threads, console, say
 
 
 def register(sub) -> None:
@@ -35,7 +36,9 @@ def register(sub) -> None:
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default: 0)")
     p.add_argument("--out", default=None, help="run directory (default: runs/MODEL-DATA-SEED)")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the newest checkpoint in --out; the other settings must equal the run's, "
+                   "except --epochs: a larger value extends the run and rebuilds the --schedule for the new horizon")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--list", action="store_true",
                    help="list the tasks with their models and datasets, then optimizers and losses, and exit")
@@ -54,6 +57,7 @@ def register(sub) -> None:
     p.add_argument("--grad-norms", type=int, default=0, metavar="EVERY",
                    help="record per-layer gradient norms every EVERY steps into grad_norms.csv")
     p.add_argument("--backend", default="auto", help="under torchrun: auto (default), gloo or nccl")
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 
@@ -65,8 +69,9 @@ CONFIG_KEYS = (
 
 def run(args) -> int:
     from deepnotes.core.checks import check_float, check_int
-    from deepnotes.core.io import atomic_write_json
+    from deepnotes.core.io import CheckpointError, atomic_write_json
     from deepnotes.core.registry import LOSSES, MODELS, OPTIMIZERS
+    from deepnotes.core.runlock import check_writable_folder
     from deepnotes.core.seeding import seed_everything
     from deepnotes.data import resolve_dataset
     from deepnotes.plugins import load_all
@@ -75,7 +80,8 @@ def run(args) -> int:
     from deepnotes.train.guards import DivergenceError, DivergenceGuard, MaxNorm, WeightPenalty
     from deepnotes.train.plots import CurvePlotter
     from deepnotes.train.probes import GradientNormProbe
-    from deepnotes.train.sanity import SanityChecks
+    from deepnotes.train.reporting import EpochReporter, RebuildSchedule
+    from deepnotes.train.sanity import SanityCheckError, SanityChecks
 
     load_all()
     con = console()
@@ -110,11 +116,15 @@ def run(args) -> int:
     config["epochs"] = args.epochs
     config["task"] = task.name
     _check_run_dir(out, config, args.resume)
+    sanity_kind = _sanity_kind(args.loss, task.name) if args.sanity else None
+    apply_threads(args)
+    if not distributed or int(os.environ.get("RANK", "0")) == 0:
+        check_writable_folder(out)  # before any work: a bad --out is found now, not after training
 
     seed_everything(args.seed)
     splits = data_factory(seed=args.seed)
+    _check_splits(args.data, splits)
     device = args.device
-    sanity_kind = _sanity_kind(args.loss, task.name) if args.sanity else None
     if distributed:
         ddp.check_world_size(world, len(splits.train))
         if args.batch_size % world:
@@ -123,6 +133,7 @@ def run(args) -> int:
         if rank != 0:
             con.quiet = True  # one process reports
     model = task.build_model(args.model, splits, **parse_model_kw(args.model_kw))
+    _check_loss_fits(args.loss, loss_fn or task.default_loss(), model, splits.train, task)
     opt_kwargs = {"lr": args.lr}
     if args.weight_decay is not None:
         opt_kwargs["weight_decay"] = args.weight_decay
@@ -134,7 +145,10 @@ def run(args) -> int:
         scheduler = make_schedule(args.schedule, optimizer, args.epochs)
     callbacks = []
     if args.sanity:
-        callbacks.append(SanityChecks(kind=sanity_kind))
+        callbacks.append(SanityChecks(kind=sanity_kind, raise_on_fail=True))
+    callbacks.append(EpochReporter(lambda line: say(con, line)))
+    if args.resume and scheduler is not None:
+        callbacks.append(RebuildSchedule(lambda opt: make_schedule(args.schedule, opt, args.epochs)))
     if args.l1 or args.l2:
         callbacks.append(WeightPenalty(args.l1, args.l2))
     if args.max_norm is not None:
@@ -165,23 +179,18 @@ def run(args) -> int:
     )
     t0 = time.perf_counter()
     try:
-        history = trainer.fit(resume=args.resume)
-    except (NonFiniteLossError, DivergenceError) as exc:
+        trainer.fit(resume=args.resume)
+    except (NonFiniteLossError, DivergenceError, SanityCheckError) as exc:
         con.print(f"[red]stopped:[/] {exc}")
         ddp.cleanup()
         return 1
-    finally:
-        if args.sanity and callbacks[0].results:
-            for r in callbacks[0].results:
-                con.print(("[green]" if r.passed else "[red]") + f"sanity {r.line()}[/]")
+    except (RuntimeError, OSError) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        con.print(f"[red]training failed:[/] {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        ddp.cleanup()
+        return 1
     seconds = time.perf_counter() - t0
-    shown_keys = [c for c in trainer.csv_columns if c.startswith(("train_", "val_"))]
-    for h in history:
-        line = f"epoch {int(h['epoch']):>3}"
-        for k in shown_keys:
-            if k in h:
-                line += f"  {k} {h[k]:.4f}"
-        con.print(line)
     test = trainer.evaluate(splits.test)
     ddp.cleanup()
     if not trainer.is_main:
@@ -192,8 +201,41 @@ def run(args) -> int:
     summary["wall_seconds"] = round(seconds, 3)
     atomic_write_json(out / "summary.json", summary)
     shown = ", ".join(f"test {k} {v:.4f}" for k, v in test.items())
-    con.print(f"{summary['status']}: {shown} ({seconds:.1f} s on {trainer.device}); run directory: {out.resolve()}")
+    say(con, f"{summary['status']}: {shown} ({seconds:.1f} s on {trainer.device}); run directory: {out.resolve()}")
     return 0
+
+
+def _check_splits(data: str, splits) -> None:
+    sizes = {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)}
+    empty = [k for k, v in sizes.items() if v == 0]
+    if empty:
+        shown = ", ".join(f"{k} {v}" for k, v in sizes.items())
+        raise ValueError(f"--data {data!r}: the {' and '.join(empty)} split is empty ({shown} samples); add more data")
+
+
+def _check_loss_fits(name: str | None, loss_fn, model, data, task) -> None:
+    """Run the loss on two training samples before training, so a loss that does not fit the task's
+    outputs and targets (``--loss mse`` on class labels) is a usage error, not a crash mid-run."""
+    import warnings
+
+    import torch
+
+    if loss_fn is None:
+        return
+    batch = task.collate([data[i] for i in range(min(2, len(data)))])
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)  # torch warns on broadcasting mismatched targets
+            loss = loss_fn(model(batch[0]), batch[1])
+        if loss.dim() != 0:
+            raise ValueError(f"returns shape {tuple(loss.shape)}, not a scalar")
+    except (RuntimeError, ValueError, TypeError, UserWarning) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"--loss {name or 'default'} does not fit the {task.name} data and model: {msg}") from None
+    finally:
+        model.train(was_training)
 
 
 def _print_list(con) -> None:
@@ -251,18 +293,40 @@ def _sanity_kind(loss: str | None, task: str) -> str:
 
 
 def _check_run_dir(out: Path, config: dict, resume: bool) -> None:
-    from deepnotes.train.checkpoint import list_checkpoints
+    """A fresh run needs a folder without checkpoints; a resumed run must keep the run's settings.
 
-    has_ckpt = bool(list_checkpoints(out / "checkpoints"))
+    Settings are read from ``config.json`` or, when it is gone, from the newest checkpoint (which
+    records the configuration it ran with). Only ``--epochs`` may differ: a larger value extends
+    the run. Changing anything else (``--lr`` included: the optimizer's saved state would silently
+    override it) is refused with the differences listed, so ``config.json`` always records what ran.
+    """
+    from deepnotes.core.io import CheckpointError
+    from deepnotes.train.checkpoint import list_checkpoints, load_checkpoint
+
+    found = list_checkpoints(out / "checkpoints")
     if resume:
-        if not has_ckpt:
+        if not found:
             raise ValueError(f"--resume: no checkpoint in {str(out / 'checkpoints')!r}")
-        saved = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else {}
+        if (out / "config.json").is_file():
+            try:
+                saved = json.loads((out / "config.json").read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise ValueError(f"--resume: {str(out / 'config.json')!r} is not valid JSON ({exc})") from None
+        else:
+            state = load_checkpoint(found[-1])
+            if "config_json" not in state:
+                raise CheckpointError(
+                    f"--resume: {str(out / 'config.json')!r} is missing and checkpoint {str(found[-1])!r} does not "
+                    "record its settings, so the settings of this run cannot be checked"
+                )
+            saved = json.loads(state["config_json"])
+        if not isinstance(saved, dict):
+            raise ValueError(f"--resume: the saved settings of {str(out)!r} are not a JSON object")
         diff = [k for k in CONFIG_KEYS if k in saved and saved[k] != config[k]]
         if diff:
             detail = ", ".join(f"{k}: saved {saved[k]!r} vs now {config[k]!r}" for k in diff)
             raise ValueError(f"--resume with different settings than the run in {str(out)!r} ({detail})")
-    elif has_ckpt:
+    elif found:
         raise ValueError(f"--out {str(out)!r} already holds checkpoints; pass --resume to continue or choose another --out")
 
 

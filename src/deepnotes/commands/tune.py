@@ -12,7 +12,7 @@ import argparse
 import inspect
 from pathlib import Path
 
-from deepnotes.commands._common import console
+from deepnotes.commands._common import add_threads_option, apply_threads, console, say
 
 TRAINER_PARAMS = ("lr", "weight_decay", "batch_size", "optimizer", "l1", "l2", "max_norm", "momentum")
 
@@ -27,8 +27,8 @@ def register(sub) -> None:
         "Names lr, weight_decay, batch_size, optimizer, l1, l2, max_norm, momentum go to the trainer, "
         "the others to the model. Rerun the command to add trials to the same study.",
     )
-    p.add_argument("--model", default="mlp")
-    p.add_argument("--data", default="digits")
+    p.add_argument("--model", default="mlp", help="model name (default: mlp)")
+    p.add_argument("--data", default="digits", help="dataset name, or folder:PATH for your own images (default: digits)")
     p.add_argument("--optimizer", default="adam", help="optimizer when not searched (default: adam)")
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate when not searched")
     p.add_argument("--param", action="append", default=[], metavar="NAME=KIND:ARGS", help="a search dimension")
@@ -36,17 +36,18 @@ def register(sub) -> None:
     p.add_argument("--grid-points", type=int, default=4, help="values per numeric axis for --sampler grid")
     p.add_argument("--pruner", default="median", help="median (default) or none")
     p.add_argument("--trials", type=int, default=10, help="trials to add in this run (default: 10)")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--epochs", type=int, default=3, help="epochs per trial (default: 3)")
+    p.add_argument("--batch-size", type=int, default=64, help="batch size when not searched (default: 64)")
     p.add_argument("--metric", default="val_loss", help="val_loss (minimized, default) or val_accuracy (maximized)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data split, the models and the sampler")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
     p.add_argument("--out", default=None, help="run directory (default: runs/tune-MODEL-DATA)")
     p.add_argument("--storage", default=None, help="Optuna storage URL or journal file (default: sqlite in --out)")
     p.add_argument("--study", default="search", help="study name (default: search)")
     p.add_argument("--refine", type=int, default=0, metavar="K",
                    help="search STUDY-fine in the region of the K best trials of STUDY")
     p.add_argument("--processes", type=int, default=1, help="worker processes sharing the storage (default: 1)")
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 
@@ -96,11 +97,13 @@ def _objective(args, splits, model_factory):
 def _setup(args):
     """Validate everything before the storage is touched; returns what a worker needs."""
     from deepnotes.core.checks import check_choice, check_float, check_int
-    from deepnotes.core.registry import DATASETS, MODELS, OPTIMIZERS
+    from deepnotes.core.registry import MODELS, OPTIMIZERS
+    from deepnotes.data import resolve_dataset
     from deepnotes.plugins import load_all
     from deepnotes.train import tune
 
     load_all()
+    tune.check_study_name(args.study)
     check_int("--trials", args.trials, min=1)
     check_int("--epochs", args.epochs, min=1)
     check_int("--batch-size", args.batch_size, min=1)
@@ -113,7 +116,7 @@ def _setup(args):
     check_choice("--metric", args.metric, ("val_loss", "val_accuracy"))
     space = tune.make_space(tune.parse_param(s) for s in args.param)
     model_factory = MODELS.get(args.model)
-    data_factory = DATASETS.get(args.data)
+    data_factory = resolve_dataset(args.data)
     OPTIMIZERS.get(args.optimizer)
     if "optimizer" in space:
         for name in space["optimizer"].choices:
@@ -132,33 +135,40 @@ def _setup(args):
 
 def _work(ns: dict, space, study_name: str, n_trials: int, seed: int):
     """One worker: open the shared storage and add ``n_trials`` trials (runs in a subprocess too)."""
-    from deepnotes.core.registry import DATASETS, MODELS
+    from deepnotes.commands._common import console
+    from deepnotes.core.registry import MODELS
+    from deepnotes.data import resolve_dataset
     from deepnotes.plugins import load_all
     from deepnotes.train import tune
 
     load_all()
     args = argparse.Namespace(**ns)
-    splits = DATASETS.get(args.data)(seed=args.seed)
+    apply_threads(args)
+    splits = resolve_dataset(args.data)(seed=args.seed)
+    con = console()
+
+    def report(trial):
+        value = "" if trial.value is None else f" {args.metric} {trial.value:.4f}"
+        reason = trial.user_attrs.get("fail_reason", "")
+        say(con, f"trial {trial.number}: {trial.state.name.lower()}{value} {trial.params}" + (f" ({reason})" if reason else ""))
+
     objective = _objective(args, splits, MODELS.get(args.model))
     storage = tune.open_storage(ns["_storage_url"])
     direction = "maximize" if args.metric == "val_accuracy" else "minimize"
     tune.run_search(objective, space, storage=storage, study_name=study_name, n_trials=n_trials,
                     sampler=args.sampler, pruner=args.pruner, direction=direction, seed=seed,
-                    grid_points=args.grid_points)
+                    grid_points=args.grid_points, on_trial=report)
     return n_trials
 
 
 def run(args) -> int:
-    import csv
-    import io
-
-    import matplotlib.pyplot as plt
-
-    from deepnotes.core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+    from deepnotes.core.runlock import check_writable_folder
     from deepnotes.train import tune
 
     con = console()
     space, _, _, out, storage_url = _setup(args)
+    apply_threads(args)
+    check_writable_folder(out)  # before any trial: results go there
     direction = "maximize" if args.metric == "val_accuracy" else "minimize"
     if storage_url.startswith("sqlite:///") and not args.storage:
         out.mkdir(parents=True, exist_ok=True)
@@ -177,17 +187,32 @@ def run(args) -> int:
     ns.pop("func", None)
     shares = [args.trials // args.processes + (i < args.trials % args.processes) for i in range(args.processes)]
     shares = [s for s in shares if s]
-    if len(shares) == 1:
-        _work(ns, space, study_name, shares[0], args.seed)
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+    try:
+        if len(shares) == 1:
+            _work(ns, space, study_name, shares[0], args.seed)
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(len(shares), mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_work, ns, space, study_name, n, args.seed + 1000 * i)
-                       for i, n in enumerate(shares)]
-            for f in futures:
-                f.result()
+            with ProcessPoolExecutor(len(shares), mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = [pool.submit(_work, ns, space, study_name, n, args.seed + 1000 * i)
+                           for i, n in enumerate(shares)]
+                for f in futures:
+                    f.result()
+    finally:  # whatever happened, the trials that ran are written out
+        _write_results(con, args, storage, study_name, direction, space, out, storage_url)
+    return 0
+
+
+def _write_results(con, args, storage, study_name, direction, space, out, storage_url) -> None:
+    import csv
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from deepnotes.core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+    from deepnotes.train import tune
+
     study = tune.load_study(storage, study_name, direction)
     out.mkdir(parents=True, exist_ok=True)
     rows = tune.trials_table(study)
@@ -212,7 +237,6 @@ def run(args) -> int:
                "best_params": best.params if best else None}
     atomic_write_json(out / f"best-{study_name}.json", summary)
     con.print(f"study {study_name!r}: {len(rows)} trials in {storage_url} "
-              f"({states['COMPLETE']} complete, {states['PRUNED']} pruned)")
+              f"({states['COMPLETE']} complete, {states['PRUNED']} pruned, {states['FAIL']} failed)")
     if best:
         con.print(f"best {args.metric} {best.value:.4f} with {best.params}")
-    return 0

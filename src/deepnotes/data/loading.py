@@ -57,3 +57,17 @@ def make_loader(
         pin_memory=pin_memory,
         **kwargs,
     )
+
+
+def collate_detection(batch: list[tuple[Any, Any]], stack: bool = True):
+    """Detection batches: images stacked to Tensor[B, C, H, W] (``stack=True``, all one size) or
+    kept as a list (as torchvision's detectors take them); targets always a list of dicts."""
+    if not batch:
+        raise ValueError("batch must not be empty")
+    images, targets = zip(*batch)
+    if not stack:
+        return list(images), list(targets)
+    shapes = {tuple(x.shape) for x in images}
+    if len(shapes) > 1:
+        raise ValueError(f"images of different sizes {sorted(shapes)} cannot be stacked; use stack=False")
+    return torch.stack(list(images)), list(targets)

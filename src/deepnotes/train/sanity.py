@@ -132,6 +132,10 @@ def check_overfit_tiny(
     return SanityResult("overfit_tiny_subset", passed, final, threshold, detail)
 
 
+class SanityCheckError(RuntimeError):
+    """A sanity check failed and the callback was asked to stop the run."""
+
+
 class SanityChecks(Callback):
     """Run both checks at the start of a fresh fit; results in ``results`` and ``sanity.json``."""
 
@@ -160,4 +164,4 @@ class SanityChecks(Callback):
             trainer.out_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(trainer.out_dir / "sanity.json", [asdict(r) for r in self.results])
         if self.raise_on_fail and not all(r.passed for r in self.results):
-            raise ValueError("sanity checks failed: " + "; ".join(r.line() for r in self.results if not r.passed))
+            raise SanityCheckError("sanity checks failed: " + "; ".join(r.line() for r in self.results if not r.passed))

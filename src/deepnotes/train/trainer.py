@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import sys
 import time
@@ -38,7 +39,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from deepnotes.core.checks import check_int, check_type
 from deepnotes.core.device import select_device
-from deepnotes.core.io import atomic_write_json, atomic_write_text
+from deepnotes.core.io import CheckpointError, atomic_write_json, atomic_write_text
+from deepnotes.core.runlock import RunLock
 from deepnotes.core.seeding import rng_state, set_rng_state
 from deepnotes.data.loading import make_loader
 from deepnotes.train.callbacks import Callback
@@ -150,6 +152,8 @@ class Trainer:
                 train_data, self.batch_size, shuffle=True, seed=self.seed, num_workers=num_workers,
                 collate_fn=self.task.collate,
             )
+        if val_data is not None and len(val_data) == 0:
+            raise ValueError("val_data is empty: pass None for no validation, or at least one sample")
         self.val_data = val_data
         self.epoch = 0  # epochs completed
         self.step = 0  # optimizer steps taken
@@ -185,20 +189,44 @@ class Trainer:
         """Train until ``epochs`` epochs are complete; returns the per-epoch metrics.
 
         With ``resume=True`` the newest checkpoint in ``out_dir/checkpoints`` is restored first
-        (``ValueError`` when there is none).
+        (``ValueError`` when there is none; :class:`~deepnotes.core.io.CheckpointError` naming
+        the file when it does not fit this model, optimizer or task).
+
+        With ``out_dir``, the run directory has one writer: an exclusive lock on ``out_dir/.lock``
+        is held during ``fit`` (released on exit, on an exception and, by the operating system,
+        when the process is killed), and a second trainer on the same folder is refused. A fresh
+        ``fit`` refuses a folder that already holds another run's checkpoints. ``summary.json``
+        records how the run ended: ``completed``, ``stopped early``, ``non-finite loss``,
+        ``diverged``, ``interrupted`` (Ctrl-C) or ``failed`` (any other exception, with its
+        message).
         """
+        if resume and self.out_dir is None:
+            raise ValueError("resume=True needs out_dir (where the checkpoints are)")
+        lock = RunLock(self.out_dir) if self.out_dir is not None and self.is_main else None
+        if lock is not None:
+            lock.acquire()
+        try:
+            return self._fit_locked(resume)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _fit_locked(self, resume: bool) -> list[dict[str, float]]:
         if resume:
-            if self.out_dir is None:
-                raise ValueError("resume=True needs out_dir (where the checkpoints are)")
             found = list_checkpoints(self.checkpoint_dir)
             if not found:
                 raise ValueError(f"resume=True but no checkpoint in {str(self.checkpoint_dir)!r}")
-            self.load_state(load_checkpoint(found[-1]))
-        self._start_run()
+            self._resume_from(found[-1])
+        elif self.out_dir is not None and list_checkpoints(self.checkpoint_dir):
+            raise ValueError(
+                f"out_dir {str(self.out_dir)!r} already holds the checkpoints of a run; "
+                "fit(resume=True) continues it, or choose another out_dir"
+            )
+        self._start_run(resume)
         status, message = "completed", ""
         t_fit = time.perf_counter()
-        self._call("on_fit_start")
         try:
+            self._call("on_fit_start")
             while self.epoch < self.epochs and not self.should_stop:
                 self._run_epoch()
             if self.should_stop and self.epoch < self.epochs:
@@ -209,10 +237,27 @@ class Trainer:
         except DivergenceError as exc:
             status, message = "diverged", str(exc)
             raise
+        except KeyboardInterrupt:
+            status, message = "interrupted", "interrupted by the user"
+            raise
+        except Exception as exc:
+            status, message = "failed", f"{type(exc).__name__}: {exc}"
+            raise
         finally:
             self._finish_run(status, message, time.perf_counter() - t_fit)
         self._call("on_fit_end")
         return self.history
+
+    def _resume_from(self, path: Path) -> None:
+        """Load checkpoint ``path``; anything that does not fit this run is a CheckpointError naming it."""
+        state = load_checkpoint(path)
+        try:
+            self.load_state(state)
+        except CheckpointError:
+            raise
+        except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as exc:
+            detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
+            raise CheckpointError(f"checkpoint {str(path)!r} does not fit this run: {detail}") from exc
 
     @torch.no_grad()
     def evaluate(self, data: Dataset, batch_size: int | None = None) -> dict[str, float]:
@@ -266,7 +311,10 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: plain tensors, ints, floats and dicts."""
-        state: dict[str, Any] = {"model": self.module.state_dict()}
+        state: dict[str, Any] = {
+            "model": self.module.state_dict(),
+            "config_json": json.dumps(self.config, sort_keys=True, default=str),  # what ran, as plain text
+        }
         if len(self.optimizers) == 1:
             state["optimizer"] = self.optimizer.state_dict()
             state["scheduler"] = self.scheduler.state_dict() if self.scheduler is not None else None
@@ -292,6 +340,7 @@ class Trainer:
             if saved != sorted(self.optimizers):
                 raise ValueError(f"the checkpoint holds optimizers {saved}, this run has {sorted(self.optimizers)}")
             for n, o in self.optimizers.items():
+                _check_same_optimizer(o, state["optimizers"][n], n)
                 o.load_state_dict(state["optimizers"][n])
             for n, s in self.schedulers.items():
                 if n in state.get("schedulers", {}):
@@ -299,6 +348,7 @@ class Trainer:
         else:
             if len(self.optimizers) != 1:
                 raise ValueError(f"the checkpoint holds one optimizer, this run has {sorted(self.optimizers)}")
+            _check_same_optimizer(self.optimizer, state["optimizer"])
             self.optimizer.load_state_dict(state["optimizer"])
             if self.scheduler is not None and state.get("scheduler") is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
@@ -357,11 +407,17 @@ class Trainer:
 
         return all_gather_object(obj)
 
-    def _start_run(self) -> None:
+    def _start_run(self, resume: bool = False) -> None:
         if self.out_dir is None or not self.is_main:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.out_dir / "config.json", self.config)
+        # temporaries of a writer killed mid-write (we hold the lock: nobody else is writing)
+        for folder in (self.out_dir, self.checkpoint_dir):
+            if folder.is_dir():
+                for tmp in folder.glob(".*.tmp"):
+                    tmp.unlink(missing_ok=True)
+        if self.config or not (resume and (self.out_dir / "config.json").is_file()):
+            atomic_write_json(self.out_dir / "config.json", self.config)
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # tensorboard is optional
@@ -389,7 +445,12 @@ class Trainer:
             best = pick(self.history, key=lambda h: h[monitor])
             summary[f"best_epoch_by_{monitor}"] = int(best["epoch"])
         self.summary = summary
-        atomic_write_json(self.out_dir / "summary.json", summary)
+        try:
+            atomic_write_json(self.out_dir / "summary.json", summary)
+        except OSError:
+            if status == "completed":
+                raise
+            # a failed run (a full disk, say) keeps its own exception; the summary is best effort
 
     def _progress(self):
         if not (self.progress and self.is_main and sys.stderr.isatty()):
@@ -482,6 +543,18 @@ class Trainer:
             for k, v in metrics.items():
                 if k not in ("epoch", "step"):
                     self._tb.add_scalar(k, v, int(metrics["epoch"]))
+
+
+def _check_same_optimizer(optimizer: torch.optim.Optimizer, saved: dict[str, Any], name: str = "") -> None:
+    """The saved optimizer state must come from the same kind of optimizer (same hyperparameter names)."""
+    ours = [sorted(k for k in g if k != "params") for g in optimizer.param_groups]
+    theirs = [sorted(k for k in g if k != "params") for g in saved.get("param_groups", [])]
+    if ours != theirs:
+        which = f"optimizer {name!r}" if name else "optimizer"
+        raise ValueError(
+            f"the saved {which} is a different kind ({type(optimizer).__name__} here); "
+            f"saved settings {theirs[0] if theirs else []}, this run's {ours[0] if ours else []}"
+        )
 
 
 def _named_optimizers(optimizer: Any, task: Task) -> dict[str, torch.optim.Optimizer]:

@@ -222,8 +222,13 @@ def run_search(
     direction: str = "minimize",
     seed: int = 0,
     grid_points: int = 4,
+    on_trial: Callable[[Any], Any] | None = None,
 ):
     """Add ``n_trials`` trials to the study (created or continued); returns the study.
+
+    A trial whose training stops on a non-finite loss or diverges is recorded as failed (with the
+    reason in its ``fail_reason`` user attribute) and the search goes on. ``on_trial(trial)`` is
+    called after each trial (the CLI prints a line).
 
     ``objective(trial, params)`` gets the Optuna trial (to report intermediate values) and the
     sampled parameters. The sampler's seed is offset by the number of trials already stored, so
@@ -238,12 +243,31 @@ def run_search(
     study = load_study(storage, study_name, direction, make_sampler(sampler, space, seed + offset, grid_points),
                        make_pruner(pruner))
 
+    from deepnotes.train.guards import DivergenceError
+    from deepnotes.train.trainer import NonFiniteLossError
+
     def wrapped(trial):
         params = {name: p.suggest(trial) for name, p in space.items()}
-        return objective(trial, params)
+        try:
+            return objective(trial, params)
+        except (NonFiniteLossError, DivergenceError) as exc:
+            trial.set_user_attr("fail_reason", str(exc))
+            raise
 
-    study.optimize(wrapped, n_trials=n_trials, catch=())
+    callbacks = [lambda _study, trial: on_trial(trial)] if on_trial is not None else None
+    study.optimize(wrapped, n_trials=n_trials, catch=(NonFiniteLossError, DivergenceError), callbacks=callbacks)
     return study
+
+
+def check_study_name(name: str) -> str:
+    """A study name is a name, not a path: letters, digits, ``_``, ``-`` and ``.``, not starting with ``.``."""
+    import re
+
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", name):
+        raise ValueError(
+            f"--study must be a name of letters, digits, '_', '-' and '.' (not starting with '.'), got {name!r}"
+        )
+    return name
 
 
 def refine_space(study, space: dict[str, Param], top_k: int = 5, widen: float = 0.25) -> dict[str, Param]:

@@ -34,10 +34,12 @@ def _torchrun(nproc: int, epochs: int, out: str):
 @bench_case("ddp_2proc", reference="1 process (torchrun --nproc_per_node=1)",
             description="deepnotes train under torchrun: 2 gloo processes vs 1, MLP on digits, wall time")
 def ddp_case(quick: bool) -> list[BenchItem]:
+    import shutil
     import tempfile
 
     epochs = 2 if quick else 10
     tmp = tempfile.mkdtemp(prefix="deepnotes-bench-ddp-")
     return [BenchItem(size=f"digits, {epochs} epochs, global batch 64",
                       ours=_torchrun(2, epochs, os.path.join(tmp, "two")),
-                      reference=_torchrun(1, epochs, os.path.join(tmp, "one")), repeats=3)]
+                      reference=_torchrun(1, epochs, os.path.join(tmp, "one")), repeats=3,
+                      cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True))]
