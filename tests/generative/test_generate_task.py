@@ -113,3 +113,13 @@ def _load(out):
     from deepnotes.commands.sample import load_generative_run
 
     return load_generative_run(out)[0]
+
+
+def test_cli_resumes_a_gan_run(tmp_path):
+    out = tmp_path / "gan"
+    base = ["train", "--task", "generate", "--model", "dcgan", "--data", "digits", "--optimizer", "adam_gan",
+            "--batch-size", "256", "--out", str(out), "--no-progress", "--model-kw", "latent_dim=4",
+            "--model-kw", "width=8"]
+    assert main(base + ["--epochs", "1"]) == 0
+    assert main(base + ["--epochs", "2", "--resume"]) == 0
+    assert (out / "samples" / "epoch_0002.png").is_file()

@@ -140,6 +140,7 @@ def run(args) -> int:
     if len(task.optimizer_names) > 1:  # e.g. a GAN: one optimizer (and schedule) per network
         optimizer = {n: opt_factory(p, **opt_kwargs) for n, p in task.optimizer_parameters(model).items()}
         scheduler = {n: make_schedule(args.schedule, o, args.epochs) for n, o in optimizer.items()}
+        scheduler = scheduler if any(v is not None for v in scheduler.values()) else None
     else:
         optimizer = opt_factory(model.parameters(), **opt_kwargs)
         scheduler = make_schedule(args.schedule, optimizer, args.epochs)
