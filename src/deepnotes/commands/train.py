@@ -249,7 +249,7 @@ def _print_list(con) -> None:
     for name in TASKS.names():
         task = TASKS.create(name)
         models = [m for m in MODELS.names() if model_fits(MODELS.meta(m), task)]
-        datasets = [d for d in DATASETS.names() if dataset_task(d) == name]
+        datasets = [d for d in DATASETS.names() if dataset_task(d) in (name, *getattr(task, "data_tasks", ()))]
         con.print(f"  [bold]{name}[/]")
         con.print(f"    models: {', '.join(models) or '(none)'}")
         con.print(f"    datasets: {', '.join(datasets) or '(none)'}")
