@@ -22,6 +22,7 @@ REGISTERING_PACKAGES = (
     "deepnotes.train",
     "deepnotes.graph",
     "deepnotes.segmentation",
+    "deepnotes.generative",
 )
 
 

@@ -137,8 +137,13 @@ def run(args) -> int:
     opt_kwargs = {"lr": args.lr}
     if args.weight_decay is not None:
         opt_kwargs["weight_decay"] = args.weight_decay
-    optimizer = opt_factory(model.parameters(), **opt_kwargs)
-    scheduler = make_schedule(args.schedule, optimizer, args.epochs)
+    # one optimizer (and schedule) per network the task names: one for most tasks, two for a GAN
+    optimizer = {n: opt_factory(p, **opt_kwargs) for n, p in task.optimizer_parameters(model).items()}
+    scheduler = {n: make_schedule(args.schedule, o, args.epochs) for n, o in optimizer.items()}
+    scheduler = {n: s for n, s in scheduler.items() if s is not None} or None
+    if len(optimizer) == 1:
+        optimizer = next(iter(optimizer.values()))
+        scheduler = next(iter(scheduler.values())) if scheduler else None
     callbacks = []
     if args.sanity:
         callbacks.append(SanityChecks(kind=sanity_kind, raise_on_fail=True))
@@ -154,6 +159,7 @@ def run(args) -> int:
     if args.grad_norms:
         callbacks.append(GradientNormProbe(args.grad_norms))
     callbacks.append(CurvePlotter())
+    callbacks += task.callbacks()  # the task's own (a generator's sample grids)
     trainer = Trainer(
         model,
         optimizer,
@@ -243,7 +249,7 @@ def _print_list(con) -> None:
     for name in TASKS.names():
         task = TASKS.create(name)
         models = [m for m in MODELS.names() if model_fits(MODELS.meta(m), task)]
-        datasets = [d for d in DATASETS.names() if dataset_task(d) == name]
+        datasets = [d for d in DATASETS.names() if dataset_task(d) in (name, *task.data_tasks)]
         con.print(f"  [bold]{name}[/]")
         con.print(f"    models: {', '.join(models) or '(none)'}")
         con.print(f"    datasets: {', '.join(datasets) or '(none)'}")
@@ -262,7 +268,7 @@ def _resolve_task(task_name: str | None, model: str, data: str):
     if task_name is not None:
         check_choice("--task", task_name, TASKS.names())
     task = TASKS.create(task_name or data_task)
-    if data_task != task.name:
+    if data_task not in (task.name, *task.data_tasks):
         fitting = [d for d in DATASETS.names() if dataset_task(d) == task.name]
         raise ValueError(
             f"--data {data!r} is a {data_task} dataset, not for task {task.name!r}; "

@@ -348,8 +348,9 @@ TOPICS: list[Topic] = [
           impl=('deepnotes.graph.models.GNN', 'deepnotes.graph.datasets.karate', 'deepnotes.graph.datasets.sbm', 'deepnotes.graph.datasets.graph_families_data', 'deepnotes.graph.link.negative_sampling', 'deepnotes.graph.link.split_edges'),
           tests=('tests/graph/test_graph_data.py',)),
     Topic('23.1', 'GAN (DCGAN-style) and VAE (reparameterization, ELBO)',
-          ref='',
-          impl=(), tests=()),
+          ref='`torch.distributions` (KL, Bernoulli, Normal log-probabilities), BCE with logits, `scipy.linalg.sqrtm` (Fréchet distance)',
+          impl=('deepnotes.generative.DCGANGenerator', 'deepnotes.generative.DCGANDiscriminator', 'deepnotes.generative.MLPGenerator', 'deepnotes.generative.MLPDiscriminator', 'deepnotes.generative.GAN', 'deepnotes.generative.discriminator_loss', 'deepnotes.generative.generator_loss', 'deepnotes.generative.VAE', 'deepnotes.generative.reparameterize', 'deepnotes.generative.gaussian_kl', 'deepnotes.generative.elbo', 'deepnotes.generative.frechet_distance', 'deepnotes.generative.sample_quality', 'deepnotes.generative.SampleGrid', 'deepnotes.train.tasks.generate.GenerationTask'),
+          tests=('tests/generative/test_gan.py', 'tests/generative/test_vae_elbo.py', 'tests/generative/test_quality.py', 'tests/generative/test_grid_and_sample.py', 'tests/generative/test_generate_task.py', 'tests/lab/test_claims.py')),
 ]
 
 # Claims the notes make, by ID (chapters 17–23 list theirs without IDs yet).
@@ -427,5 +428,10 @@ CLAIM_TEXT: dict[str, str] = {
     '19b': 'appearance features cut ID switches at crossings (DeepSORT-style vs SORT, same detections).',
     '19c': 'IoU-only matching fails under fast motion (IDF1 vs speed).',
     '19d': 'KCF runs in real time on a CPU (frames per second).',
+    '23a': 'for a fixed generator the trained discriminator approaches p_data / (p_data + p_g) (1-D Gaussians).',
+    '23b': 'when the discriminator wins, the non-saturating generator loss gives far larger gradients than the minimax loss.',
+    '23c': 'a GAN on a ring of 8 Gaussians covers fewer modes than the data during training (mode collapse).',
+    '23d': "the VAE's ELBO lower-bounds the importance-sampled log-likelihood (k = 1000); the gap is reported.",
+    '23e': 'reparameterized gradients match the score-function (REINFORCE) estimate in expectation with far lower variance.',
 }
 # fmt: on

@@ -40,7 +40,7 @@ class RebuildSchedule(Callback):
     A checkpoint's scheduler was planned for the run's old number of epochs (a 2-epoch cosine
     schedule reaches LR 0 at its end). After a resume with more epochs, each epoch gets the LR
     that a run planned with the new horizon from the start has at that epoch: the factory builds
-    the new scheduler on the first optimizer, which is then stepped to the resumed epoch.
+    a new scheduler on each optimizer that has one, which is then stepped to the resumed epoch.
     """
 
     def __init__(self, factory: Callable[[Any], Any]):
@@ -49,14 +49,13 @@ class RebuildSchedule(Callback):
     def on_fit_start(self, trainer):
         if trainer.epoch == 0:
             return
-        opt = trainer.optimizer
-        for group in opt.param_groups:  # back to the base LR, as a fresh scheduler expects
-            group["lr"] = group.pop("initial_lr", group["lr"])
-        sched = self.factory(opt)
-        if sched is None:
-            return
-        with warnings.catch_warnings():  # stepping to the resumed epoch before any optimizer step
-            warnings.simplefilter("ignore", UserWarning)
-            for _ in range(trainer.epoch):
-                sched.step()
-        trainer.schedulers[next(iter(trainer.optimizers))] = sched
+        for name in list(trainer.schedulers):
+            opt = trainer.optimizers[name]
+            for group in opt.param_groups:  # back to the base LR, as a fresh scheduler expects
+                group["lr"] = group.pop("initial_lr", group["lr"])
+            sched = self.factory(opt)
+            with warnings.catch_warnings():  # stepping to the resumed epoch before any optimizer step
+                warnings.simplefilter("ignore", UserWarning)
+                for _ in range(trainer.epoch):
+                    sched.step()
+            trainer.schedulers[name] = sched

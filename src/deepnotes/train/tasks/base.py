@@ -117,6 +117,9 @@ class Task:
         With more than one, the trainer takes a dict of optimizers under these names.
     generic_models : bool
         Models registered without a ``task`` (tensor in, tensor out) fit this task.
+    data_tasks : tuple[str, ...]
+        Datasets of these other tasks fit too (a generator trains on labelled images and ignores
+        the labels).
     """
 
     name: ClassVar[str] = ""
@@ -125,6 +128,7 @@ class Task:
     monitor: ClassVar[str] = "loss"
     optimizer_names: ClassVar[tuple[str, ...]] = ("default",)
     generic_models: ClassVar[bool] = False
+    data_tasks: ClassVar[tuple[str, ...]] = ()
 
     # -- data ------------------------------------------------------------------------------------
     def collate(self, samples: list[Any]) -> Any:
@@ -185,6 +189,14 @@ class Task:
         from deepnotes.core.registry import MODELS
 
         return MODELS.create(name, splits.in_shape, splits.num_classes, **kwargs)
+
+    def optimizer_parameters(self, model: nn.Module) -> dict[str, Any]:
+        """The parameters each named optimizer updates (the CLI builds one optimizer per name)."""
+        return {self.optimizer_names[0]: model.parameters()}
+
+    def callbacks(self) -> list[Any]:
+        """Callbacks the CLI adds for this task (e.g. a generator's sample grid per epoch)."""
+        return []
 
     # -- state saved in checkpoints --------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -1,0 +1,152 @@
+"""A variational autoencoder with MLP encoder and decoder (Kingma & Welling, 2014).
+
+The encoder maps ``x (Tensor[B, C, H, W])`` to ``μ, log σ² (Tensor[B, latent_dim])``; a
+reparameterized draw ``z`` goes through the decoder, whose output parameterizes ``p(x|z)``:
+
+- ``likelihood="bernoulli"``: per-pixel logits, ``p(x|z) = Π Bernoulli(σ(logits))``;
+- ``likelihood="gaussian"``: per-pixel means ``σ(out)`` and one learned log-variance shared by all
+  pixels, ``p(x|z) = Π N(mean, σ_x²)``.
+
+See :mod:`deepnotes.generative.elbo` for the objective.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from deepnotes.core.checks import check_choice, check_int, check_tensor, check_type
+from deepnotes.core.registry import MODELS
+from deepnotes.generative.elbo import (
+    LOG_2PI,
+    bernoulli_log_likelihood,
+    elbo,
+    gaussian_kl,
+    gaussian_log_likelihood,
+    reparameterize,
+)
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+class VAE(nn.Module):
+    """Encoder ``x → (μ, log σ²)``, decoder ``z → parameters of p(x|z)``; prior ``N(0, I)``."""
+
+    def __init__(self, in_shape=(1, 8, 8), latent_dim: int = 8, hidden: int = 256, likelihood: str = "bernoulli"):
+        super().__init__()
+        check_type("in_shape", in_shape, (tuple, list))
+        if not in_shape:
+            raise ValueError("in_shape must have at least one dimension")
+        self.in_shape = tuple(check_int(f"in_shape[{i}]", d, min=1) for i, d in enumerate(in_shape))
+        self.latent_dim = check_int("latent_dim", latent_dim, min=1)
+        hidden = check_int("hidden", hidden, min=1)
+        self.likelihood = check_choice("likelihood", likelihood, LIKELIHOODS)
+        n = math.prod(self.in_shape)
+        self.encoder = nn.Sequential(nn.Linear(n, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
+        self.to_mu = nn.Linear(hidden, self.latent_dim)
+        self.to_logvar = nn.Linear(hidden, self.latent_dim)
+        self.decoder = nn.Sequential(
+            nn.Linear(self.latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, n)
+        )
+        # one learned log σ_x² for every pixel of the Gaussian decoder (unused by the Bernoulli one)
+        self.decoder_logvar = nn.Parameter(torch.zeros(())) if self.likelihood == "gaussian" else None
+
+    # -- the two halves ----------------------------------------------------------------------
+    def _check_x(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor("x", x, floating=True, nonempty=True)
+        if tuple(x.shape[1:]) != self.in_shape:
+            raise ValueError(f"x must have shape (B, {', '.join(map(str, self.in_shape))}), got {tuple(x.shape)}")
+        return x
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(μ, log σ²)`` of ``q(z|x)``, each ``Tensor[B, latent_dim]``."""
+        h = self.encoder(self._check_x(x).flatten(1))
+        return self.to_mu(h), self.to_logvar(h)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Decoder output ``Tensor[B, *in_shape]``: logits (Bernoulli) or pre-sigmoid means (Gaussian)."""
+        check_tensor("z", z, ndim=2, floating=True)
+        if z.shape[1] != self.latent_dim:
+            raise ValueError(f"z must have shape (B, {self.latent_dim}), got {tuple(z.shape)}")
+        return self.decoder(z).view(-1, *self.in_shape)
+
+    def mean_image(self, out: torch.Tensor) -> torch.Tensor:
+        """``E[x|z]`` from the decoder output: ``σ(out)`` for both likelihoods (pixels in [0, 1])."""
+        return torch.sigmoid(out)
+
+    def log_likelihood(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """``log p(x|z)`` per sample (``Tensor[B]``) from the decoder output ``out``."""
+        if self.likelihood == "bernoulli":
+            return bernoulli_log_likelihood(x, out)
+        return gaussian_log_likelihood(x, torch.sigmoid(out), self.decoder_logvar)
+
+    # -- objective -----------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
+        """``(decoder output, μ, log σ², z)`` for one reparameterized draw per sample."""
+        mu, logvar = self.encode(x)
+        z = reparameterize(mu, logvar, generator=generator)
+        return self.decode(z), mu, logvar, z
+
+    def elbo(self, x: torch.Tensor, beta: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One-draw ELBO per sample, ``Tensor[B]`` (``beta`` weighs the KL)."""
+        out, mu, logvar, _ = self(x, generator)
+        return elbo(self.log_likelihood(x, out), gaussian_kl(mu, logvar), beta)
+
+    def loss(self, x: torch.Tensor, beta: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The training loss: the negative ELBO averaged over the batch."""
+        return -self.elbo(x, beta, generator).mean()
+
+    @torch.no_grad()
+    def importance_log_likelihood(
+        self, x: torch.Tensor, k: int = 1000, generator: torch.Generator | None = None, chunk: int = 250
+    ) -> torch.Tensor:
+        """Importance-sampled ``log p(x) ≈ log (1/k) Σ_i p(x|z_i) p(z_i) / q(z_i|x)``, ``z_i ~ q(z|x)``.
+
+        Per sample (``Tensor[B]``); ``k`` draws in chunks of ``chunk`` to bound memory. It is a
+        consistent estimate of ``log p(x)`` whose expectation is ≥ the ELBO (Burda et al., 2016).
+        """
+        k = check_int("k", k, min=1)
+        chunk = check_int("chunk", chunk, min=1)
+        mu, logvar = self.encode(x)
+        weights = []
+        for start in range(0, k, chunk):  # loop over chunks of draws, not over samples
+            m = min(chunk, k - start)
+            eps = torch.randn((m, *mu.shape), generator=generator, dtype=mu.dtype).to(mu.device)
+            z = mu + torch.exp(0.5 * logvar) * eps  # (m, B, D)
+            out = self.decode(z.flatten(0, 1))
+            log_px = self.log_likelihood(x.repeat(m, *([1] * (x.dim() - 1))), out).view(m, -1)
+            log_pz = (-0.5 * (LOG_2PI + z**2)).sum(-1)
+            log_qz = (-0.5 * (LOG_2PI + logvar + eps**2)).sum(-1)
+            weights.append(log_px + log_pz - log_qz)
+        return torch.logsumexp(torch.cat(weights), 0) - math.log(k)
+
+    # -- generation ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` images ``E[x|z]`` for ``z ~ N(0, I)``: ``Tensor[n, *in_shape]``."""
+        n = check_int("n", n, min=1)
+        p = self.to_mu.weight
+        z = torch.randn(n, self.latent_dim, generator=generator, dtype=p.dtype).to(p.device)
+        return self.mean_image(self.decode(z))
+
+    @torch.no_grad()
+    def interpolate(self, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 8) -> torch.Tensor:
+        """Decoded means along the straight line between the posterior means of two images.
+
+        x_a, x_b (Tensor[*in_shape]) → ``Tensor[steps, *in_shape]`` (the ends reconstruct x_a, x_b).
+        """
+        steps = check_int("steps", steps, min=2)
+        check_tensor("x_a", x_a, floating=True)
+        check_tensor("x_b", x_b, floating=True)
+        pair = torch.stack([self._check_x(x_a[None])[0], self._check_x(x_b[None])[0]])
+        mu, _ = self.encode(pair)
+        t = torch.linspace(0, 1, steps, dtype=mu.dtype, device=mu.device)[:, None]
+        return self.mean_image(self.decode((1 - t) * mu[0] + t * mu[1]))
+
+
+@MODELS.register("vae", task="generate", description="MLP variational autoencoder (Bernoulli or Gaussian decoder)")
+def vae(in_shape=(1, 8, 8), num_classes: int = 0, latent_dim: int = 8, hidden: int = 256, likelihood: str = "bernoulli"):
+    """A :class:`VAE` (``num_classes`` unused)."""
+    return VAE(in_shape, latent_dim, hidden, likelihood)
