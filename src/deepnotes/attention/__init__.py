@@ -2,7 +2,11 @@
 the encoder block, and the vision Transformers ViT, Swin and PVT."""
 
 from deepnotes.attention.encoder import TransformerEncoderLayer
-from deepnotes.attention.functional import attention_with_weights, causal_mask, scaled_dot_product_attention
+from deepnotes.attention.functional import (
+    attention_with_weights,
+    causal_mask,
+    scaled_dot_product_attention,
+)
 from deepnotes.attention.multihead import MultiheadAttention
 from deepnotes.attention.positional import (
     LearnedPositionalEncoding,
