@@ -13,8 +13,38 @@ from deepnotes.attention.positional import (
     SinusoidalPositionalEncoding,
     sinusoidal_encoding,
 )
+from deepnotes.attention.pvt import (
+    PyramidVisionTransformer,
+    SpatialReductionAttention,
+    pvt,
+    pvt_tiny,
+)
+from deepnotes.attention.swin import (
+    PatchMerging,
+    ShiftedWindowAttention,
+    SwinTransformer,
+    SwinTransformerBlock,
+    shifted_window_attention,
+    swin,
+    swin_t,
+)
+from deepnotes.attention.vit import VisionTransformer, vit, vit_b_16
 
 __all__ = [
+    "PatchMerging",
+    "PyramidVisionTransformer",
+    "ShiftedWindowAttention",
+    "SpatialReductionAttention",
+    "SwinTransformer",
+    "SwinTransformerBlock",
+    "VisionTransformer",
+    "pvt",
+    "pvt_tiny",
+    "shifted_window_attention",
+    "swin",
+    "swin_t",
+    "vit",
+    "vit_b_16",
     "LearnedPositionalEncoding",
     "MultiheadAttention",
     "SinusoidalPositionalEncoding",
