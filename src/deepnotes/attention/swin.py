@@ -75,9 +75,10 @@ def relative_position_index(window: tuple[int, int]) -> torch.Tensor:
 def shift_region_mask(H: int, W: int, window: tuple[int, int], shift: tuple[int, int]) -> torch.Tensor:
     """Boolean ``(nW, T, T)``: ``True`` where two positions of a rolled window come from the same region.
 
-    Rolling by ``-s`` brings the last ``s`` rows (columns) next to the first ones. Along each axis the
-    rolled map has three regions: ``[0, H-M)``, ``[H-M, H-s)`` and ``[H-s, H)``; the first never meets
-    the others inside one window, the last two are the ones a window can mix.
+    Rolling by ``-s`` moves the first ``s`` rows (columns) to the end. Along each axis the rolled map
+    has three regions: ``[0, H-M)``, ``[H-M, H-s)`` and ``[H-s, H)`` (the wrapped-around rows). The
+    windows of the first region lie inside it; the last window holds the other two, which were not
+    neighbours before the roll and so must not attend to each other.
     """
     def regions(n: int, m: int, s: int) -> torch.Tensor:
         idx = torch.arange(n)
