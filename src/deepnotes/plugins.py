@@ -23,6 +23,7 @@ REGISTERING_PACKAGES = (
     "deepnotes.graph",
     "deepnotes.segmentation",
     "deepnotes.generative",
+    "deepnotes.attention",
 )
 
 
