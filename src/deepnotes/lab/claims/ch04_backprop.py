@@ -66,7 +66,9 @@ def _gate_violations(rng: random.Random, n: int) -> dict[str, int]:
     return bad
 
 
-@claim("4a", title="Gate rules hold, and the scalar engine's gradients equal torch.autograd's", topics=("4.1", "4.2"))
+@claim("4a", title="Gate rules hold, and the scalar engine's gradients equal torch.autograd's", topics=("4.1", "4.2"),
+    source='notes 78-85',
+    statement='Backpropagation by hand: draw the graph, compute forward, take local derivatives and chain them. An add node hands its gradient to every branch, a max node only to the branch that won, a multiply node scales it, and a node feeding several nodes sums their gradients.')
 @one_thread
 def gate_rules(quick: bool, seed: int) -> ClaimResult:
     rng = random.Random(seed)
