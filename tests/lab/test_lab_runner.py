@@ -191,6 +191,13 @@ def test_read_only_out_is_refused_before_any_claim_runs(tmp_path, capsys, fake_c
         ro.chmod(0o755)
 
 
+def test_the_current_folder_is_not_replaced(tmp_path, monkeypatch, capsys, fake_claim):
+    fake_claim(_fake())
+    monkeypatch.chdir(tmp_path)
+    assert main(["lab", "--quick", "--only", "99z", "--out", "."]) == 2
+    _one_line_error(capsys, "current folder")
+
+
 def test_a_folder_with_other_files_is_not_replaced(tmp_path, capsys, fake_claim):
     fake_claim(_fake())
     (tmp_path / "notes.txt").write_text("mine")

@@ -61,25 +61,30 @@ def prepare_output(out: str | os.PathLike, *, partial: bool = False, all_ids: se
     partial run (``--only``), a folder holding a *full* report (every claim in ``all_ids``) unless
     ``force`` — a quick look at two claims must not silently replace the full report.
     """
-    final = Path(out)
+    shown = str(out)
+    final = Path(os.path.abspath(out))  # "." or "a/.." have a real name and parent once absolute
     for parent in [final, *final.parents]:
         if parent.exists() and not parent.is_dir():
             what = "is a file" if parent == final else f"lies under the file {str(parent)!r}"
-            raise ValueError(f"--out {str(final)!r} {what}; give a folder")
+            raise ValueError(f"--out {shown!r} {what}; give a folder")
+    cwd = Path.cwd()
+    if final == cwd or final in cwd.parents:
+        raise ValueError(f"--out {shown!r} is the current folder or holds it; the report replaces its folder, "
+                         "so give a subfolder")
     if final.exists():
         foreign = sorted(p.name for p in final.iterdir() if p.name not in (*REPORT_FILES, "figures"))
         if foreign:
             raise ValueError(
-                f"--out {str(final)!r} holds files that are not a lab report (e.g. {foreign[0]!r}); "
+                f"--out {shown!r} holds files that are not a lab report (e.g. {foreign[0]!r}); "
                 "the report replaces its folder, so choose an empty or new folder"
             )
         if not os.access(final, os.W_OK | os.X_OK):
-            raise ValueError(f"--out {str(final)!r} is not writable")
+            raise ValueError(f"--out {shown!r} is not writable")
         if partial and not force and all_ids:
             have = existing_report_ids(final)
             if have is not None and all_ids <= have:
                 raise ValueError(
-                    f"--out {str(final)!r} holds a full lab report; a partial run (--only) will not replace "
+                    f"--out {shown!r} holds a full lab report; a partial run (--only) will not replace "
                     "it: choose another --out (or add --force)"
                 )
     parent = final.parent
@@ -87,7 +92,7 @@ def prepare_output(out: str | os.PathLike, *, partial: bool = False, all_ids: se
         parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=parent))
     except OSError as exc:
-        raise ValueError(f"--out {str(final)!r} cannot be written: {exc.strerror or exc}") from None
+        raise ValueError(f"--out {shown!r} cannot be written: {exc.strerror or exc}") from None
     return Output(final, staging)
 
 

@@ -57,10 +57,19 @@ def svm_worked_example(quick: bool, seed: int) -> ClaimResult:
     ]
     rows.append(["mean", "", "", "", "", "", "", f"{mean:.4f}"])
     cols = ["", "s0", "s1", "s2", "term j=0", "term j=1", "term j=2", "L_i"]
-    fig, ax = new_figure(width=8.0, height=2.2)
-    ax.axis("off")
-    ax.table(cellText=rows, colLabels=cols, loc="center").scale(1, 1.4)
-    ax.set_title("Multi-class SVM loss, Δ = 1: terms max(0, s_j − s_y + 1), j ≠ y")
+    fig, ax = new_figure(width=6.0, height=3.4)
+    xs = torch.arange(3).numpy()
+    for j in range(3):  # stacked hinge terms: each bar is one sample's loss
+        bottom = terms[:, :j].sum(1).numpy()
+        ax.bar(xs, terms[:, j].numpy(), 0.5, bottom=bottom, label=f"term for class j = {j}")
+    ax.scatter(xs, _EXPECTED, marker="_", s=900, color="k", zorder=3, label="the notes' value")
+    for i in range(3):
+        ax.annotate(f"{per[i].item():.1f}", (xs[i], per[i].item()), textcoords="offset points", xytext=(0, 6),
+                    ha="center")
+    ax.set_xticks(xs, [f"sample {i}\n(correct class {_TARGET[i]})" for i in range(3)])
+    ax.set(ylabel="per-sample SVM loss L_i", ylim=(0, 15),
+           title=f"Δ = 1: stacked terms max(0, s_j − s_y + 1); mean {mean:.2f}")
+    ax.legend(fontsize=7, loc="upper left")
     details = (
         "| "
         + " | ".join(cols)

@@ -213,7 +213,7 @@ def oversample_inside_folds(quick: bool, seed: int) -> ClaimResult:
     expected="partly",
     reason="It holds for learners that memorise the training points (a decision tree, 5-NN) and not for "
     "logistic regression, where undersampling and oversampling shift the class prior the same way and give "
-    "the same recall and precision (within 0.01 in every mode).",
+    "the same recall and precision (within about 0.015 of each other).",
 )
 def under_vs_over(quick: bool, seed: int) -> ClaimResult:
     n_seeds, n_min, n_test = (4, 100, 500) if quick else (12, 200, 2000)
