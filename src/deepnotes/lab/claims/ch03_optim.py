@@ -136,7 +136,7 @@ def valley_momentum(quick: bool, seed: int) -> ClaimResult:
     damped = {m: stats[m]["zigzag_share"] <= 0.5 * sgd["zigzag_share"] for m in judged}
     sooner = {m: (stats[m]["steps_to_1e-6_f0"] or math.inf) < (sgd["steps_to_1e-6_f0"] or math.inf) for m in judged}
     fig, ax = new_figure(width=7, height=3.8)
-    _contour(ax, lambda p: valley(p), (-11, 2), (-1.5, 1.5))
+    _contour(ax, lambda p: valley(p), (-11, 5), (-1.5, 1.5))
     for name, path in runs.items():
         ax.plot(path[:60, 0].numpy(), path[:60, 1].numpy(), ".-", ms=3, lw=0.8, label=name)
     ax.set(xlabel="x (along the valley)", ylabel="y (across the valley)",
