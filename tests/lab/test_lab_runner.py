@@ -90,7 +90,7 @@ def test_report_shows_summary_anchor_observation_and_per_chapter_counts(tmp_path
     assert "99z" in summary and "99y" in summary and "worked example" in summary
     not_holds = html[html.index("Claims that do not simply hold"):html.index('<section class="chapter"')]
     assert "99y" in not_holds and "99z" not in not_holds and "because" in not_holds
-    assert "notes 1-2" in html and "the notes say x" in html and "an extra finding" in html
+    assert "The notes (lines 1-2)" in html and "the notes say x" in html and "an extra finding" in html
     assert "x value" in html and "by setup · none" in html and "0.1235" in html  # named rows, rounded
     assert "src/deepnotes" not in html or "tests/lab/test_claims.py" in html
     md = (tmp_path / "report.md").read_text()

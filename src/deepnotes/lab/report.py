@@ -251,7 +251,8 @@ def _markdown(ctx) -> str:
             lines += [f'### <a id="{rec.id}"></a>{rec.id} — {rec.title}', ""]
             lines += [f"- **Verdict:** {verdict} (expected {rec.expected}) · {rec.kind} · {rec.seconds:.1f} s"]
             if rec.source or rec.statement:
-                lines += [f"- **The notes ({rec.source or 'lines not given'}):** {rec.statement}"]
+                where = rec.source.replace("notes ", "lines ") if rec.source else "lines not given"
+                lines += [f"- **The notes ({where}):** {rec.statement}"]
             if rec.reason:
                 lines += [f"- **Why we expect '{rec.expected}':** {rec.reason}"]
             if rec.test:
