@@ -40,3 +40,49 @@ def test_topic_lookup():
         assert "valid IDs" in str(exc)
     else:  # pragma: no cover
         raise AssertionError("unknown topic must raise")
+
+
+def test_reference_declarations_are_backed_by_the_tests():
+    """'reference-tested' needs a declaration the test files bear out; a wish does not count."""
+    for t in TOPICS:
+        assert not t.undeclared_references(), (t.id, t.undeclared_references())
+        if t.reference_tested:
+            assert t.tested_against and t.tests and t.ref, t.id
+    by_status = {t.status for t in TOPICS}
+    assert {"reference-tested", "no reference (hand-checked)", "todo"} <= by_status
+
+
+def test_status_rules():
+    from deepnotes.topics.model import Topic
+
+    impl = ("deepnotes.linear.cost",)
+    tests = ("tests/linear/test_linear.py",)
+    assert Topic("1.9", "x").status == "todo"
+    assert Topic("1.9", "x", impl=impl).status == "implemented, untested"
+    assert Topic("1.9", "x", impl=impl, tests=tests).status == "no reference (hand-checked)"
+    assert Topic("1.9", "x", ref="`numpy.linalg.lstsq`", impl=impl, tests=tests).status == \
+        "tests, reference not declared"
+    declared = Topic("1.9", "x", ref="`numpy.linalg.lstsq`", impl=impl, tests=tests,
+                     tested_against=("numpy.linalg.lstsq",))
+    assert declared.status == "reference-tested" and declared.reference_tested
+    not_in_tests = Topic("1.9", "x", ref="r", impl=impl, tests=tests, tested_against=("numpy.linalg.svd",))
+    assert not_in_tests.undeclared_references() == ["numpy.linalg.svd"] and not not_in_tests.reference_tested
+    assert Topic("1.9", "x", impl=impl, tests=tests, todo="a part").status == "partly done"
+    assert declared.where == "src/deepnotes/linear/model.py"
+
+
+def test_items_without_their_demonstration_say_so():
+    for tid in ("9.4", "11.3", "16.3"):
+        assert topic(tid).status == "partly done" and topic(tid).todo
+
+
+def test_topics_command_names_chapters_shows_where_and_keeps_titles(capsys):
+    from deepnotes.cli import main
+
+    assert main(["topics", "--chapter", "16", "--where"]) == 0
+    out = capsys.readouterr().out
+    flat = " ".join(out.split())
+    assert "16 Image classification" in flat
+    assert "src/deepnotes/classic/knn.py" in flat.replace(" ", "") or "knn.py" in flat
+    long_title = topic("16.4").title
+    assert " ".join(long_title.split())[-40:].replace(" ", "") in flat.replace(" ", "").replace("│", "")

@@ -1,4 +1,9 @@
-"""``deepnotes topics``: every item of the topic map with its status."""
+"""``deepnotes topics``: every item of the topic map with its status, chapter by chapter.
+
+Statuses (derived, see :mod:`deepnotes.topics.model`): ``reference-tested`` only where the map
+declares what the tests compare against and the test files name it; ``no reference (hand-checked)``
+where no library has the method; ``partly done`` where the item names a missing part; ``todo``.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,26 @@ from rich.table import Table
 
 from deepnotes.commands._common import console
 
+_STYLE = {
+    "reference-tested": "green",
+    "no reference (hand-checked)": "cyan",
+    "tests, reference not declared": "yellow",
+    "implemented, untested": "yellow",
+    "partly done": "yellow",
+    "todo": "dim",
+}
+
 
 def register(sub) -> None:
     p = sub.add_parser("topics", help="list every topic item with its status")
     p.add_argument("--chapter", type=int, help="only this chapter")
-    p.add_argument("--todo", action="store_true", help="only items not yet reference-tested")
+    p.add_argument("--todo", action="store_true", help="only items not yet reference-tested or hand-checked")
+    p.add_argument("--where", action="store_true", help="add a column with the file that implements each item")
     p.set_defaults(func=run)
 
 
 def status_rows(chapter: int | None = None):
-    """(id, title, implemented, reference_tested, claims) for each item, in map order."""
+    """(topic, implemented, reference_tested, claims in the lab, claims of its chapter not in the lab) per item."""
     from deepnotes.lab.loader import load_claims
     from deepnotes.topics import CHAPTERS, CLAIM_TEXT, TOPICS
 
@@ -37,24 +52,45 @@ def status_rows(chapter: int | None = None):
     return rows
 
 
+def summary(rows) -> dict[str, int]:
+    """Counts of items by status, plus the total and the claims in the lab."""
+    counts = {"items": len(rows)}
+    for t, *_ in rows:
+        counts[t.status] = counts.get(t.status, 0) + 1
+    counts["claims in lab"] = len({c for r in rows for c in r[3]})
+    return counts
+
+
 def run(args) -> int:
+    from deepnotes.topics import CHAPTERS
+
     con = console()
     rows = status_rows(args.chapter)
-    table = Table(title="deepnotes topic map")
-    for col in ("ID", "title", "implemented", "reference-tested", "claims in lab"):
-        table.add_column(col, overflow="fold")
-    yes, no = "[green]yes[/]", "[dim]no[/]"
-    shown = 0
-    for t, impl, tested, proven, _ in rows:
-        if args.todo and tested:
+    done = ("reference-tested", "no reference (hand-checked)")
+    table = Table(title="deepnotes topic map", show_lines=False)
+    table.add_column("ID", no_wrap=True)
+    table.add_column("title", overflow="fold")
+    table.add_column("status", overflow="fold")
+    table.add_column("claims in lab", overflow="fold")
+    if args.where:
+        table.add_column("where", overflow="fold")
+    current = None
+    for t, _impl, _tested, proven, _missing in rows:
+        if args.todo and t.status in done:
             continue
-        shown += 1
-        title = t.title if len(t.title) <= 70 else t.title[:67] + "…"
-        table.add_row(t.id, title, yes if impl else no, yes if tested else no, ", ".join(proven) or "-")
+        if t.chapter != current:
+            current = t.chapter
+            table.add_row("", f"[bold]{t.chapter} {CHAPTERS.get(t.chapter, '')}[/]", "", "", *([""] if args.where else []))
+        status = f"[{_STYLE[t.status]}]{t.status}[/]"
+        if t.todo:
+            status += f" [dim](missing: {t.todo})[/]"
+        extra = [t.where or "-"] if args.where else []
+        table.add_row(t.id, t.title, status, ", ".join(proven) or "-", *extra)
     con.print(table)
-    n = len(rows)
+    counts = summary(rows)
     con.print(
-        f"{sum(r[1] for r in rows)}/{n} implemented · {sum(r[2] for r in rows)}/{n} reference-tested · "
-        f"claims in lab: {len({c for r in rows for c in r[3]})}"
+        f"{counts['items']} items: " + " · ".join(f"{counts.get(s, 0)} {s}" for s in (
+            "reference-tested", "no reference (hand-checked)", "partly done", "tests, reference not declared",
+            "implemented, untested", "todo")) + f" · claims in lab: {counts['claims in lab']}"
     )
     return 0

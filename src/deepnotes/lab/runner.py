@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import io
 import math
 import time
 import traceback
@@ -9,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deepnotes.core.registry import UnknownNameError
-from deepnotes.lab.api import Claim
+from deepnotes.lab.api import Claim, ClaimResult
 from deepnotes.lab.loader import load_claims
 
 
@@ -26,9 +28,14 @@ class ClaimRecord:
     measured: dict[str, Any] = field(default_factory=dict)
     test: str = ""
     details: str = ""
-    figures: list[Any] = field(default_factory=list)  # matplotlib figures
+    figures: list[bytes] = field(default_factory=list)  # PNG images (figures are closed once rendered)
     error: str = ""
     seconds: float = 0.0
+    source: str = ""  # the notes' lines the claim tests ("notes 38-40")
+    statement: str = ""  # what those lines say, in our words
+    kind: str = "experiment"  # or "worked example"
+    observation: str = ""  # what the experiment found beyond the statement
+    module: str = ""  # the claim's source file, relative to the repository root
 
     @property
     def ok(self) -> bool:
@@ -45,23 +52,34 @@ class ClaimRecord:
             "test": self.test,
             "error": self.error,
             "seconds": round(self.seconds, 3),
+            "source": self.source,
+            "statement": self.statement,
+            "kind": self.kind,
+            "reason": self.reason,
+            "observation": self.observation,
+            "file": self.module,
         }
 
 
 def select_claims(only: list[str] | None = None) -> list[Claim]:
     """Claims matching ``only`` (claim IDs like ``"6a"`` or chapter numbers like ``"6"``).
 
+    ``None`` selects every claim; an empty selection (``[]``, ``--only ''``) is an error, never "all".
     Unknown entries raise :class:`UnknownNameError` listing the valid claim IDs and chapters.
     """
     registry = load_claims()
     claims: list[Claim] = [registry.get(n) for n in registry.names()]
-    claims.sort(key=lambda c: (c.chapter, c.id))
-    if not only:
+    claims.sort(key=lambda c: (c.chapter, _id_key(c.id)))
+    if only is None:
         return claims
+    if not [t for t in only if t.strip()]:
+        raise ValueError("--only: empty selection; give claim IDs (6a) or chapter numbers (6)")
     chapters = sorted({c.chapter for c in claims})
     picked: list[Claim] = []
     for token in only:
         token = token.strip()
+        if not token:
+            continue
         if token.isdigit():
             if int(token) not in chapters:
                 raise UnknownNameError("chapter", token, [str(c) for c in chapters])
@@ -74,17 +92,55 @@ def select_claims(only: list[str] | None = None) -> list[Claim]:
     return [c for c in picked if not (c.id in seen or seen.add(c.id))]
 
 
+def _id_key(claim_id: str) -> tuple[int, str]:
+    digits = claim_id.rstrip("abcdefghijklmnopqrstuvwxyz")
+    return (int(digits), claim_id[len(digits):])
+
+
 def run_claim(c: Claim, *, quick: bool, seed: int) -> ClaimRecord:
-    rec = ClaimRecord(c.id, c.chapter, c.title, c.expected, c.reason)
+    rec = ClaimRecord(c.id, c.chapter, c.title, c.expected, c.reason, source=c.source, statement=c.statement,
+                      kind=c.kind, module=claim_file(c))
     t0 = time.perf_counter()
+    result = None
     try:
         result = c.run(quick, seed)
         rec.verdict, rec.measured, rec.test = result.verdict, result.measured, result.test
-        rec.details, rec.figures = result.details, list(result.figures)
+        rec.details, rec.observation = result.details, result.observation
+        rec.figures = [render_png(fig) for fig in result.figures]
     except Exception:  # an experiment that crashes is reported, never hidden
         rec.error = traceback.format_exc(limit=8)
+    finally:
+        _close_all(result)
     rec.seconds = time.perf_counter() - t0
     return rec
+
+
+def render_png(fig, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes; the figure is closed (a lab run keeps no figure open)."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return buf.getvalue()
+
+
+def _close_all(result) -> None:
+    if isinstance(result, ClaimResult):
+        import matplotlib.pyplot as plt
+
+        for fig in result.figures:
+            plt.close(fig)
+
+
+def claim_file(c: Claim) -> str:
+    """The file that defines claim ``c``, as ``src/deepnotes/lab/claims/chNN_x.py`` (from its module)."""
+    module = getattr(inspect.unwrap(c.func), "__module__", "") or ""
+    if not module.startswith("deepnotes."):
+        return ""
+    return "src/" + module.replace(".", "/") + ".py"
 
 
 def _plain(obj: Any) -> Any:

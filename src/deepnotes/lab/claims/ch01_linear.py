@@ -15,6 +15,8 @@ from deepnotes.viz import new_figure
     "1a",
     title="Exhaustive search and gradient descent find the same line, and both match least squares",
     topics=("1.1", "1.2", "1.3", "1.4"),
+    source='notes 13-20',
+    statement='Fit the line y = w·x + b: start from a random w, take the squared error of each sample as its loss and choose the w that minimizes their mean (the MSE cost), for instance by exhaustive search over candidate weights or with an optimizer.',
 )
 def three_ways(quick: bool, seed: int) -> ClaimResult:
     n = 100 if quick else 1000

@@ -66,7 +66,9 @@ def _gate_violations(rng: random.Random, n: int) -> dict[str, int]:
     return bad
 
 
-@claim("4a", title="Gate rules hold, and the scalar engine's gradients equal torch.autograd's", topics=("4.1", "4.2"))
+@claim("4a", title="Gate rules hold, and the scalar engine's gradients equal torch.autograd's", topics=("4.1", "4.2"),
+    source='notes 78-85',
+    statement='Backpropagation by hand: draw the graph, compute forward, take local derivatives and chain them. An add node hands its gradient to every branch, a max node only to the branch that won, a multiply node scales it, and a node feeding several nodes sums their gradients.')
 @one_thread
 def gate_rules(quick: bool, seed: int) -> ClaimResult:
     rng = random.Random(seed)
@@ -103,8 +105,16 @@ def gate_rules(quick: bool, seed: int) -> ClaimResult:
     mr = torch.cat([torch.cat([lin.weight.grad, lin.bias.grad.unsqueeze(1)], 1).flatten() for lin in lins])
     rel_mlp = ((mo - mr).abs() / (1e-10 * (1 + mr.abs()))).max().item()
     fig, axes = new_figure(2)
-    axes[0].bar(list(violations), list(violations.values()))
-    axes[0].set_title("gate-rule violations")
+    n_checks = 500 if quick else 5000
+    names = list(violations)
+    axes[0].bar(names, [n_checks - violations[k] for k in names], color="tab:green", label="rule held")
+    axes[0].bar(names, list(violations.values()), bottom=[n_checks - violations[k] for k in names],
+                color="tab:red", label="rule violated")
+    for i, k in enumerate(names):
+        axes[0].annotate(f"{violations[k]} violations", (i, n_checks), textcoords="offset points", xytext=(0, 3),
+                         ha="center", fontsize=7)
+    axes[0].set(ylabel="random (a, b, upstream) triples", title="gate rules", ylim=(0, n_checks * 1.15))
+    axes[0].legend(fontsize=7, loc="lower right")
     axes[1].scatter(r.numpy(), o.numpy(), s=4, label="random graphs")
     axes[1].scatter(mr.numpy(), mo.numpy(), s=6, label="MLP parameters")
     axes[1].set_xlabel("torch.autograd")

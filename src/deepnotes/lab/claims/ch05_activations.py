@@ -12,7 +12,9 @@ from deepnotes.optim import SGD, batch_indices
 from deepnotes.viz import new_figure
 
 
-@claim("5a", title="Sigmoid and tanh gradients vanish for large |z|", topics=("5.1",))
+@claim("5a", title="Sigmoid and tanh gradients vanish for large |z|", topics=("5.1",),
+    source='notes 97',
+    statement='For sigmoid (and tanh) the derivative goes to 0 when z is very large or very small: the gradient vanishes.')
 @one_thread
 def saturation(quick: bool, seed: int) -> ClaimResult:
     z = torch.linspace(-10, 10, 2001, dtype=torch.float64)
@@ -50,7 +52,9 @@ def saturation(quick: bool, seed: int) -> ClaimResult:
     )
 
 
-@claim("5b", title="Sigmoid outputs are not zero-centred, so one neuron's weight gradients share a sign", topics=("5.1",))
+@claim("5b", title="Sigmoid outputs are not zero-centred, so one neuron's weight gradients share a sign", topics=("5.1",),
+    source='notes 97',
+    statement='Sigmoid is not symmetric about 0, which makes the gradients come out all positive or all negative.')
 @one_thread
 def not_zero_centred(quick: bool, seed: int) -> ClaimResult:
     n, d_in, d_hidden = (256, 8, 16) if quick else (4096, 8, 16)
@@ -124,7 +128,9 @@ def _train(act_name: str, lr: float, seed: int, steps: int, width: int = 64) -> 
         }
 
 
-@claim("5c", title="With a large learning rate many ReLU units die; Leaky ReLU units do not", topics=("5.1",))
+@claim("5c", title="With a large learning rate many ReLU units die; Leaky ReLU units do not", topics=("5.1",),
+    source='notes 99',
+    statement='ReLU has zero gradient for z < 0, so neurons can die during training; Leaky ReLU replaces the 0 by a small slope a·z.')
 @one_thread
 def dead_relu(quick: bool, seed: int) -> ClaimResult:
     lrs = [0.01, 0.1, 0.3, 1.0, 3.0]
@@ -173,7 +179,10 @@ def dead_relu(quick: bool, seed: int) -> ClaimResult:
     )
 
 
-@claim("5d", title="Maxout with two pieces doubles the parameters of the layer it replaces", topics=("5.1",))
+@claim("5d", title="Maxout with two pieces doubles the parameters of the layer it replaces", topics=("5.1",),
+    source='notes 103',
+    statement='Maxout doubles the number of parameters: it trains two weight combinations and keeps the larger of their outputs.',
+    kind='worked example')
 @one_thread
 def maxout_parameters(quick: bool, seed: int) -> ClaimResult:
     sizes = [(10, 5), (100, 50), (784, 256), (4096, 1000)]

@@ -29,6 +29,9 @@ _EXPECTED = [2.9, 0.0, 12.9]
     "6a",
     title="The worked multi-class SVM example gives per-sample losses 2.9, 0, 12.9 (mean ≈ 5.27)",
     topics=("6.4",),
+    source='notes 143-157',
+    statement="The worked multi-class SVM example: three samples' class scores give per-sample losses 2.9, 0 and 12.9, mean 5.27.",
+    kind='worked example',
 )
 def svm_worked_example(quick: bool, seed: int) -> ClaimResult:
     s = torch.tensor(_SCORES, dtype=torch.float64)
@@ -54,10 +57,19 @@ def svm_worked_example(quick: bool, seed: int) -> ClaimResult:
     ]
     rows.append(["mean", "", "", "", "", "", "", f"{mean:.4f}"])
     cols = ["", "s0", "s1", "s2", "term j=0", "term j=1", "term j=2", "L_i"]
-    fig, ax = new_figure(width=8.0, height=2.2)
-    ax.axis("off")
-    ax.table(cellText=rows, colLabels=cols, loc="center").scale(1, 1.4)
-    ax.set_title("Multi-class SVM loss, Δ = 1: terms max(0, s_j − s_y + 1), j ≠ y")
+    fig, ax = new_figure(width=6.0, height=3.4)
+    xs = torch.arange(3).numpy()
+    for j in range(3):  # stacked hinge terms: each bar is one sample's loss
+        bottom = terms[:, :j].sum(1).numpy()
+        ax.bar(xs, terms[:, j].numpy(), 0.5, bottom=bottom, label=f"term for class j = {j}")
+    ax.scatter(xs, _EXPECTED, marker="_", s=900, color="k", zorder=3, label="the notes' value")
+    for i in range(3):
+        ax.annotate(f"{per[i].item():.1f}", (xs[i], per[i].item()), textcoords="offset points", xytext=(0, 6),
+                    ha="center")
+    ax.set_xticks(xs, [f"sample {i}\n(correct class {_TARGET[i]})" for i in range(3)])
+    ax.set(ylabel="per-sample SVM loss L_i", ylim=(0, 15),
+           title=f"Δ = 1: stacked terms max(0, s_j − s_y + 1); mean {mean:.2f}")
+    ax.legend(fontsize=7, loc="upper left")
     details = (
         "| "
         + " | ".join(cols)
@@ -83,6 +95,8 @@ def svm_worked_example(quick: bool, seed: int) -> ClaimResult:
     "6b",
     title="With small random weights the SVM loss starts near C − 1 and the softmax loss near ln C",
     topics=("6.4", "6.5"),
+    source='notes 171-173, 202',
+    statement='With small random initial weights all scores are near 0, so the initial SVM loss is C - 1 and the initial softmax loss ln C; another value at the first iteration hints at a bug.',
 )
 def initial_loss(quick: bool, seed: int) -> ClaimResult:
     g = torch.Generator().manual_seed(seed)
@@ -128,6 +142,9 @@ def initial_loss(quick: bool, seed: int) -> ClaimResult:
     "implies "
     "zero loss at 2W",
     topics=("6.4",),
+    source='notes 175-187',
+    statement='Summing the SVM terms over every class including the correct one adds 1 (the margin); using the mean instead of the sum only rescales the loss; a W with zero loss is not unique, 2W also has zero loss.',
+    kind='worked example',
 )
 def svm_invariances(quick: bool, seed: int) -> ClaimResult:
     g = torch.Generator().manual_seed(seed)
@@ -185,6 +202,9 @@ def svm_invariances(quick: bool, seed: int) -> ClaimResult:
     "but "
     "changes the softmax loss",
     topics=("6.4", "6.5"),
+    source='notes 159-161',
+    statement='Once the correct score beats the others by more than the margin, small changes of it leave the SVM loss unchanged (at 0).',
+    kind='worked example',
 )
 def margin_insensitivity(quick: bool, seed: int) -> ClaimResult:
     base = torch.tensor(_SCORES[1], dtype=torch.float64)  # correct class 1, margin 4.9 − 2.0 = 2.9
@@ -242,6 +262,8 @@ def _fit_line(x: torch.Tensor, y: torch.Tensor, loss, steps: int) -> tuple[float
     title="With outliers, an absolute-loss line fit stays near the true line; a squared-loss fit "
     "is pulled away",
     topics=("6.6",),
+    source='notes 208-209',
+    statement='The squared loss punishes far points more and is sensitive to outliers; the absolute loss is more robust to them.',
 )
 def robust_line_fit(quick: bool, seed: int) -> ClaimResult:
     g = torch.Generator().manual_seed(seed)
@@ -294,6 +316,8 @@ def robust_line_fit(quick: bool, seed: int) -> ClaimResult:
     "6f",
     title="Squared loss on a sigmoid is non-convex in the weights; cross-entropy is convex",
     topics=("6.1", "6.2"),
+    source='notes 206',
+    statement='Squared and absolute losses are non-convex on classification problems, which is why they are not used there.',
 )
 def sigmoid_convexity(quick: bool, seed: int) -> ClaimResult:
     g = torch.Generator().manual_seed(seed)

@@ -57,7 +57,9 @@ def accuracy(model, x, y) -> float:
     return float((model(x).argmax(1) == y).double().mean())
 
 
-@claim("9a", title="L1 drives many weights to (near) zero; L2 keeps them small but dense", topics=("9.2",))
+@claim("9a", title="L1 drives many weights to (near) zero; L2 keeps them small but dense", topics=("9.2",),
+    source='notes 323-329',
+    statement='L2 regularization prefers dense W with evenly spread weights; L1 prefers sparse W.')
 @one_thread
 def l1_sparse_l2_dense(quick: bool, seed: int) -> ClaimResult:
     xt, yt, _, _ = digits_tensors(seed)
@@ -118,46 +120,108 @@ def _mlp(width: int, p: float) -> nn.Module:
     return nn.Sequential(*layers, nn.Linear(width, 10))
 
 
+def fit_ensemble(x, y, *, members: int, width: int, p: float = 0.0, l2: float = 0.0, epochs: int, lr: float = 0.05,
+                 batch: int = 32, seed: int = 0):
+    """Train ``members`` independent 2-hidden-layer ReLU MLPs at once (batched matrix products).
+
+    Each member has its own initialization (torch's Linear default), its own mini-batch order and its
+    own dropout masks; SGD with momentum 0.9; the L2 penalty adds ``l2 · W`` to each weight matrix's
+    gradient (as :func:`~deepnotes.nn.regularizers.add_penalty_grad_`). Returns a function mapping
+    inputs (N, 64) to logits (members, N, 10) in eval mode.
+    """
+    g = torch.Generator().manual_seed(seed)
+    dims = [x.shape[1], width, width, 10]
+    params = []
+    for fan_in, fan_out in zip(dims[:-1], dims[1:]):
+        bound = 1 / math.sqrt(fan_in)  # torch.nn.Linear's default range
+        params.append((torch.rand(members, fan_in, fan_out, generator=g) * 2 - 1) * bound)
+        params.append((torch.rand(members, 1, fan_out, generator=g) * 2 - 1) * bound)
+    for t in params:
+        t.requires_grad_(True)
+    opt = torch.optim.SGD(params, lr=lr, momentum=0.9)
+
+    def forward(h, train: bool):
+        for i in range(0, len(params), 2):
+            h = torch.baddbmm(params[i + 1], h, params[i])
+            if i < len(params) - 2:
+                h = torch.relu(h)
+                if train and p:
+                    h = h * (torch.rand(h.shape, generator=g) >= p) / (1 - p)  # inverted dropout, own mask per member
+        return h
+
+    n = len(x)
+    for _ in range(epochs):
+        order = torch.argsort(torch.rand(members, n, generator=g), dim=1)
+        for start in range(0, n, batch):
+            idx = order[:, start:start + batch]
+            logits = forward(x[idx], train=True)
+            # the sum over members of each member's mean loss: members do not interact
+            loss = F.cross_entropy(logits.reshape(-1, 10), y[idx].reshape(-1), reduction="none")
+            loss = loss.view(members, -1).mean(1).sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if l2:
+                with torch.no_grad():
+                    for w in params[0::2]:
+                        w.grad.add_(w, alpha=l2)
+            opt.step()
+
+    @torch.no_grad()
+    def predict(inputs):
+        return forward(inputs.unsqueeze(0).expand(members, -1, -1), train=False)
+
+    return predict
+
+
 @claim("9b", title="Dropout or L2 narrows the train-validation gap of an over-parameterized net on little data",
-       topics=("9.2", "9.3"))
+       topics=("9.2", "9.3"),
+    source='notes 302-303, 333-337',
+    statement='Against overfitting: add a penalty on the parameters to the loss (regularization), or use dropout, which switches off random units during training.')
 @one_thread
 def regularization_narrows_gap(quick: bool, seed: int) -> ClaimResult:
     n_train = 150
     xt, yt, xv, yv = digits_tensors(seed, n_train)
-    width, epochs = (256, 150) if quick else (512, 300)
-    seeds = [seed] if quick else [seed, seed + 1, seed + 2]
+    width, epochs, members = (128, 100, 6) if quick else (256, 150, 16)
     setups = {"none": {}, "dropout 0.5": {"p": 0.5}, "L2 1e-2": {"l2": 1e-2}}
-    out = {k: {"train_acc": 0.0, "val_acc": 0.0, "train_loss": 0.0, "val_loss": 0.0} for k in setups}
-    for s in seeds:
-        for name, cfg in setups.items():
-            torch.manual_seed(s)
-            model = _mlp(width, cfg.get("p", 0.0))
-            fit(model, xt, yt, epochs=epochs, lr=0.05, batch=32, l2=cfg.get("l2", 0.0), seed=s)
-            with torch.no_grad():
-                out[name]["train_acc"] += accuracy(model, xt, yt) / len(seeds)
-                out[name]["val_acc"] += accuracy(model, xv, yv) / len(seeds)
-                out[name]["train_loss"] += float(F.cross_entropy(model(xt), yt)) / len(seeds)
-                out[name]["val_loss"] += float(F.cross_entropy(model(xv), yv)) / len(seeds)
-    gap = {k: v["val_loss"] - v["train_loss"] for k, v in out.items()}
-    acc_gap = {k: v["train_acc"] - v["val_acc"] for k, v in out.items()}
-    holds = gap["dropout 0.5"] < gap["none"] and gap["L2 1e-2"] < gap["none"]
+    gaps, val_acc = {}, {}
+    for name, cfg in setups.items():
+        # the same seed for every setup: member k starts from the same weights in each (paired comparison)
+        predict = fit_ensemble(xt, yt, members=members, width=width, epochs=epochs, seed=seed, **cfg)
+        lt, lv = predict(xt), predict(xv)
+        train_loss = F.cross_entropy(lt.transpose(1, 2), yt.expand(members, -1), reduction="none").mean(1)
+        val_loss = F.cross_entropy(lv.transpose(1, 2), yv.expand(members, -1), reduction="none").mean(1)
+        gaps[name] = val_loss - train_loss
+        val_acc[name] = (lv.argmax(2) == yv).double().mean(1)
+    narrowing, z = {}, {}
+    for name in ("dropout 0.5", "L2 1e-2"):
+        diff = gaps["none"] - gaps[name]  # > 0: the regularized gap is narrower
+        z[name] = float(diff.mean() / (diff.std() / math.sqrt(members)))
+        narrowing[name] = float(diff.mean())
+    narrows = {k: v > 2.0 for k, v in z.items()}
     fig, axes = new_figure(2)
     names = list(setups)
-    axes[0].bar(names, [gap[k] for k in names])
-    axes[0].set_ylabel("val loss - train loss")
-    axes[1].bar(names, [acc_gap[k] for k in names], color="tab:orange")
-    axes[1].set_ylabel("train acc - val acc")
-    for ax in axes:
-        ax.set_title(f"MLP width {width}, {n_train} training digits")
+    for ax, data, label in ((axes[0], gaps, "validation loss − training loss"),
+                            (axes[1], val_acc, "validation accuracy")):
+        ax.boxplot([data[k].numpy() for k in names], tick_labels=names)
+        ax.set_ylabel(label)
+        ax.set_title(f"{members} nets each, width {width}, {n_train} digits", fontsize=9)
     return ClaimResult(
-        measured={"loss_gap": gap, "accuracy_gap": acc_gap, "runs": out, "n_train": n_train, "width": width,
-                  "epochs": epochs, "seeds": len(seeds)},
-        test=f"a 2-hidden-layer ReLU MLP (width {width}) trained with SGD (momentum 0.9, lr 0.05) on {n_train} digits, without "
-             "regularization, with dropout 0.5 and with L2 1e-2; the gap is validation loss minus training loss "
-             "(mean over seeds). Holds when both regularized gaps are smaller than the unregularized one.",
-        holds=bool(holds), figures=[fig],
-        details="The accuracy gap is reported too; with ~94% validation accuracy on digits it moves by a few "
-                "samples only, so the loss gap is the measure. Adam with L2 added to the gradient (not decoupled) "
+        measured={"mean_loss_gap": {k: float(v.mean()) for k, v in gaps.items()},
+                  "mean_gap_narrowing": narrowing, "narrowing_in_standard_errors": z,
+                  "mean_val_accuracy": {k: float(v.mean()) for k, v in val_acc.items()},
+                  "nets_per_setup": members, "n_train": n_train, "width": width, "epochs": epochs},
+        test=f"{members} independently initialized 2-hidden-layer ReLU MLPs (width {width}) per setup, SGD momentum 0.9, "
+             f"lr 0.05, {epochs} epochs on {n_train} digits: none, dropout 0.5, L2 1e-2, net k starting from the same "
+             "weights in every setup. The gap is validation loss − training loss. A regularizer narrows it when the "
+             "mean paired reduction exceeds 2 standard errors. The notes offer the two as alternative remedies: "
+             "holds if at least one narrows it (each is reported)",
+        holds=any(narrows.values()),
+        figures=[fig],
+        observation="Narrowed by more than 2 standard errors: " + (", ".join(k for k, v in narrows.items() if v) or "none")
+        + ". Dropout's effect on this small set is smaller than L2's and depends on which 150 digits are drawn: "
+        "on some draws it does not narrow the loss gap at all, though it usually raises validation accuracy.",
+        details="The accuracy gap is shown too; at ~93% validation accuracy on digits it moves by a few samples "
+                "only, so the loss gap is the measure. Adam with L2 added to the gradient (not decoupled) "
                 "regularizes much less, which is why SGD is used.")
 
 
@@ -181,7 +245,9 @@ class _Squares(nn.Module):
         return self.fc(torch.cat([x, x**2], 1))
 
 
-@claim("9c", title="Underfitting is cured by more capacity, more features or a smaller penalty", topics=("9.2", "9.4"))
+@claim("9c", title="Underfitting is cured by more capacity, more features or a smaller penalty", topics=("9.2", "9.4"),
+    source='notes 305-309',
+    statement='Underfitting is cured by more features, a more complex model or a smaller regularization coefficient.')
 @one_thread
 def underfitting_remedies(quick: bool, seed: int) -> ClaimResult:
     x, y = _circles(400, seed)

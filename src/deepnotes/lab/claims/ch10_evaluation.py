@@ -24,6 +24,8 @@ def _blobs(n_per_class: int, rng: np.random.Generator, d: int = 2, sep: float = 
     "10a",
     title="A bootstrap sample leaves about 1/e ≈ 36.8 % of the data out of bag",
     topics=("10.1",),
+    source='notes 359-361',
+    statement='The bootstrap draws n samples with replacement from n; for large n about 36.8% of the data are never drawn and serve for validation.',
 )
 def oob_fraction(quick: bool, seed: int) -> ClaimResult:
     sizes = [5, 10, 30, 100, 1000, 10000] if quick else [5, 10, 30, 100, 1000, 10000, 100000]
@@ -61,7 +63,9 @@ def oob_fraction(quick: bool, seed: int) -> ClaimResult:
 
 
 @claim(
-    "10b", title="Holdout estimates vary more across seeds than 10-fold estimates", topics=("10.1",)
+    "10b", title="Holdout estimates vary more across seeds than 10-fold estimates", topics=("10.1",),
+    source='notes 347-353',
+    statement='A holdout estimate is random and depends strongly on how the data were split; K-fold cross-validation (K = 10 commonly) averages over K splits.'
 )
 def holdout_vs_kfold(quick: bool, seed: int) -> ClaimResult:
     n_seeds = 15 if quick else 60
@@ -101,6 +105,8 @@ def holdout_vs_kfold(quick: bool, seed: int) -> ClaimResult:
     "10c",
     title="Choosing kNN's K by training accuracy picks K = 1; a validation set picks a larger K",
     topics=("10.2",),
+    source='notes 798',
+    statement='Choosing the hyperparameter that gives the best accuracy on the training data overfits: kNN would always pick K = 1, which classifies the training set perfectly.',
 )
 def k_on_train_picks_one(quick: bool, seed: int) -> ClaimResult:
     rng = np.random.default_rng(seed)

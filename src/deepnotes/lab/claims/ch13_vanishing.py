@@ -24,7 +24,9 @@ def _block_norms(model, x, y) -> list[float]:
 
 
 @claim("13a", title="In a deep sigmoid MLP the first layer's gradient is orders of magnitude below the last's; "
-       "with residual connections it is not", topics=("13.1", "13.2"))
+       "with residual connections it is not", topics=("13.1", "13.2"),
+    source='notes 431, 439',
+    statement='Backpropagation multiplies the gradients of later layers into earlier ones; saturating activations such as sigmoid have derivatives near 0, so the gradient reaching the first layers almost vanishes. Residual connections are a remedy.')
 @one_thread
 def gradient_norm_by_layer(quick: bool, seed: int) -> ClaimResult:
     xt, yt, _, _ = digits_tensors(seed)
@@ -63,7 +65,9 @@ def gradient_norm_by_layer(quick: bool, seed: int) -> ClaimResult:
 
 
 @claim("13b", title="Greedy layer-wise training beats end-to-end training of the same deep sigmoid net",
-       topics=("13.2",))
+       topics=("13.2",),
+    source='notes 435-437',
+    statement='Vanishing gradients can be fought by training layer by layer: train a shallow model, freeze it, add a layer, train again.')
 @one_thread
 def layerwise_beats_end_to_end(quick: bool, seed: int) -> ClaimResult:
     from torch import nn

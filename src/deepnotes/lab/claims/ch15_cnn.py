@@ -31,7 +31,10 @@ def _gradient_support(model: nn.Module, size: int) -> int:
     return int(rows.max() - rows.min() + 1)
 
 
-@claim("15a", title="A 5×5 conv with 16 kernels on a 5×5×3 input has 1216 parameters", topics=("15.1",))
+@claim("15a", title="A 5×5 conv with 16 kernels on a 5×5×3 input has 1216 parameters", topics=("15.1",),
+    source='notes 587-589',
+    statement='A conv layer has kernel size × input channels × kernels + kernels parameters: 5·5·3·16 + 16 = 1216 for 16 kernels of 5×5 on 3 channels.',
+    kind='worked example')
 def conv_param_count(quick: bool, seed: int) -> ClaimResult:
     formula = conv_params(3, 16, 5)
     layer = nn.Conv2d(3, 16, 5)
@@ -61,6 +64,9 @@ def conv_param_count(quick: bool, seed: int) -> ClaimResult:
     "15b",
     title="Two stacked 3×3 convs see 5×5, three see 7×7, with 27C² weights instead of 49C²",
     topics=("15.1",),
+    source='notes 616-622, 909-911',
+    statement='Stacked small 3×3 kernels reach the receptive field of a large kernel (two see 5×5, three see 7×7) with fewer parameters.',
+    kind='worked example',
 )
 def stacked_3x3(quick: bool, seed: int) -> ClaimResult:
     c = 64
@@ -101,6 +107,9 @@ def stacked_3x3(quick: bool, seed: int) -> ClaimResult:
     "15c",
     title="AlexNet conv1 on 227×227×3 gives 55×55×96 with ≈35K weights; the 3×3/2 pool gives 27×27×96 with 0 parameters",
     topics=("15.1", "15.2"),
+    source='notes 860-880',
+    statement="AlexNet's first conv (96 kernels of 11×11, stride 4) maps 227×227×3 to 55×55×96 with about 35K weights; the next 3×3 stride-2 pool gives 27×27×96 and has no parameters.",
+    kind='worked example',
 )
 def alexnet_first_layer(quick: bool, seed: int) -> ClaimResult:
     table = conv_layer_table(
@@ -151,6 +160,8 @@ def alexnet_first_layer(quick: bool, seed: int) -> ClaimResult:
     "15d",
     title="Max pooling makes features more stable under small input shifts than the conv output",
     topics=("15.2",),
+    source='notes 628-629',
+    statement='Pooling makes features invariant to small translations: a slight shift of the image does not change the pooled result.',
 )
 def pooling_shift_stability(quick: bool, seed: int) -> ClaimResult:
     n = 32 if quick else 256
@@ -200,6 +211,9 @@ def pooling_shift_stability(quick: bool, seed: int) -> ClaimResult:
     "15e",
     title="Stacked dilations 1, 2, 4 grow the receptive field exponentially; groups divide the weights by the group count",
     topics=("15.3",),
+    source='notes 665-669, 689-693',
+    statement='A dilated conv enlarges the receptive field without downsampling (rate r puts r-1 holes between kernel taps); a group conv splits the channels into groups, each with its own kernels.',
+    kind='worked example',
 )
 def dilation_and_groups(quick: bool, seed: int) -> ClaimResult:
     depths = (1, 2, 3, 4)

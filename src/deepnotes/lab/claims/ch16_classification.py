@@ -22,6 +22,8 @@ def _digits(seed: int):
     "16a",
     title="kNN with K = 1 is perfect on its own training set; K chosen on validation data generalizes better",
     topics=("16.1",),
+    source='notes 798-800',
+    statement='Choosing K on the training data always gives K = 1 (a perfect fit of the training set) and generalizes badly; choose K on a separate validation set.',
 )
 def knn_choose_k(quick: bool, seed: int) -> ClaimResult:
     X, y = _digits(seed)
@@ -68,7 +70,9 @@ def knn_choose_k(quick: bool, seed: int) -> ClaimResult:
     )
 
 
-@claim("16b", title="Distances concentrate in high dimensions: max/min distance ratio → 1", topics=("16.1",))
+@claim("16b", title="Distances concentrate in high dimensions: max/min distance ratio → 1", topics=("16.1",),
+    source='notes 778',
+    statement='In high dimensions (the curse of dimensionality) data are spread thinly and points are far apart, so pixel distances say little about similarity.')
 def distance_concentration(quick: bool, seed: int) -> ClaimResult:
     g = torch.Generator().manual_seed(seed)
     dims = [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
@@ -94,7 +98,9 @@ def distance_concentration(quick: bool, seed: int) -> ClaimResult:
     )
 
 
-@claim("16c", title="The linear classifier's weight rows look like class templates", topics=("16.2",))
+@claim("16c", title="The linear classifier's weight rows look like class templates", topics=("16.2",),
+    source='notes 824-828',
+    statement="Each row of a linear classifier's weights, turned back into an image, is a template of its class; scoring is template matching.")
 def linear_templates(quick: bool, seed: int) -> ClaimResult:
     X, y = _digits(seed)
     n = 600 if quick else 1400
@@ -124,7 +130,10 @@ def linear_templates(quick: bool, seed: int) -> ClaimResult:
     )
 
 
-@claim("16d", title="Our model definitions have exactly the reference parameter counts", topics=("16.4",))
+@claim("16d", title="Our model definitions have exactly the reference parameter counts", topics=("16.4",),
+    source='notes 849-970',
+    statement="The classic CNNs (AlexNet, ZFNet, VGG, GoogLeNet, Inception v3, ResNet) as the notes describe them; our definitions must have the reference's exact parameter counts.",
+    kind='worked example')
 def parameter_counts(quick: bool, seed: int) -> ClaimResult:
     import torchvision.models as tvm
 
@@ -168,6 +177,9 @@ def parameter_counts(quick: bool, seed: int) -> ClaimResult:
     "16e",
     title="With the last BN of every residual branch zero-initialized, each non-downsampling block is the identity at init",
     topics=("16.4",),
+    source='notes 962',
+    statement='If all weights of a residual block are set to 0, the block is the identity, which makes the model easier to train.',
+    kind='worked example',
 )
 def zero_init_residual(quick: bool, seed: int) -> ClaimResult:
     from deepnotes.models import ResNet
