@@ -385,3 +385,28 @@ def test_readme_commands_with_bad_values_end_with_one_line(argv, tmp_path, capsy
 def test_lock_file_records_the_holder(tmp_path):
     with RunLock(tmp_path) as lock:
         assert lock.held and (tmp_path / ".lock").read_text() == str(os.getpid())
+
+
+# -- 13c: papercuts of the README tour -------------------------------------------------------------------
+
+def test_lr_find_and_tune_take_folder_data_and_lr_find_explains_its_options(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    for name in ("a", "b"):
+        for i in range(6):
+            (tmp_path / "imgs" / name).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((5, 5, 3), 30 * i + (100 if name == "b" else 0), dtype=np.uint8)).save(
+                tmp_path / "imgs" / name / f"{i}.png")
+    data = f"folder:{tmp_path / 'imgs'}"
+    assert main(["lr-find", "--data", data, "--iters", "5", "--batch-size", "4", "--out", str(tmp_path / "lr")]) == 0
+    assert (tmp_path / "lr" / "lr_find.json").is_file()
+    assert main(["tune", "--data", data, "--trials", "1", "--epochs", "1", "--batch-size", "4",
+                 "--param", "lr=loguniform:1e-3:1e-2", "--out", str(tmp_path / "tune")]) == 0
+    with pytest.raises(SystemExit):
+        main(["lr-find", "--help"])
+    help_text = capsys.readouterr().out
+    for option in ("--start-lr", "--end-lr", "--iters", "--threads"):
+        line = next(line for line in help_text.splitlines() if option in line)
+        assert len(line.split(option, 1)[1].strip()) > 10 or "default" in help_text, option
+    assert "first learning rate" in help_text and "training steps over the range" in help_text
