@@ -127,16 +127,3 @@ def test_exact_ties_go_to_the_smaller_index():
         clear = ed[:, k - 1] < ed[:, k]
         assert int(clear.sum()) >= 30
         assert torch.equal(ours.predict(Xte)[clear], torch.from_numpy(ref.predict(Xte))[clear])
-
-
-def test_n_threads_is_restored_and_does_not_change_results():
-    rng = np.random.default_rng(5)
-    X, y, q = rng.normal(size=(400, 8)), rng.integers(0, 3, 400), rng.normal(size=(50, 8))
-    before = torch.get_num_threads()
-    one = KNNClassifier(3, n_threads=1).fit(X, y).predict(q)
-    assert torch.get_num_threads() == before
-    assert torch.equal(one, KNNClassifier(3, n_threads=None).fit(X, y).predict(q))
-    with pytest.raises(ValueError, match="n_threads"):
-        KNNClassifier(3, n_threads=0)
-    with pytest.raises(TypeError, match="n_threads"):
-        KNNClassifier(3, n_threads=1.5)

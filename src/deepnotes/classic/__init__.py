@@ -11,7 +11,8 @@ from deepnotes.classic.features import (
 from deepnotes.classic.kmeans import KMeans, kmeans_plusplus
 from deepnotes.classic.knn import KNNClassifier, NearestNeighbor, pairwise_distances
 from deepnotes.classic.linear import LinearClassifier, multiclass_hinge_loss
-from deepnotes.classic.neighbors import NeighborIndex, kneighbors
+from deepnotes.classic.neighbors import kneighbors_exact
+from deepnotes.classic.neighbors_fast import NeighborIndex, kneighbors
 from deepnotes.classic.pca import PCA
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "image_gradients",
     "kmeans_plusplus",
     "kneighbors",
+    "kneighbors_exact",
     "multiclass_hinge_loss",
     "pairwise_distances",
 ]

@@ -4,7 +4,7 @@ and the one-class framing, following imbalanced-learn's interface on numpy array
 from deepnotes.imbalance._base import STRATEGIES, BaseSampler, resolve_sampling_strategy
 from deepnotes.imbalance.cluster import ClusterCentroids
 from deepnotes.imbalance.ensemble import EasyEnsembleClassifier, ResampledVotingClassifier
-from deepnotes.imbalance.neighbors import kneighbors
+from deepnotes.classic.neighbors_fast import kneighbors
 from deepnotes.imbalance.one_class import GaussianAnomalyDetector, OneClassClassifier
 from deepnotes.imbalance.random import (
     GaussianNoiseOverSampler,
