@@ -155,6 +155,22 @@ def test_batchnorm_bad_inputs():
         BatchNorm1d(3)(torch.ones(1, 3))
 
 
+@pytest.mark.parametrize("name", ["running_mean", "running_var", "weight", "bias"])
+def test_batch_norm_checks_every_argument_before_updating_the_buffers(name):
+    """A wrong-length running mean raised only after the caller's buffers had been modified."""
+    x = torch.randn(8, 3, 4, dtype=torch.float64)
+    args = {"running_mean": torch.zeros(3, dtype=torch.float64), "running_var": torch.ones(3, dtype=torch.float64),
+            "weight": torch.ones(3, dtype=torch.float64), "bias": torch.zeros(3, dtype=torch.float64)}
+    args[name] = torch.ones(4, dtype=torch.float64)
+    before = {k: v.clone() for k, v in args.items()}
+    with pytest.raises(ValueError, match=f"{name} must be a tensor of shape \\(3,\\)"):
+        batch_norm(x, args["running_mean"], args["running_var"], args["weight"], args["bias"], training=True)
+    for k, v in args.items():
+        assert torch.equal(v, before[k]), k
+    with pytest.raises(ValueError, match="together"):
+        batch_norm(x, torch.zeros(3, dtype=torch.float64), None, training=True)
+
+
 # -- stochastic depth -----------------------------------------------------------------------------
 @pytest.mark.parametrize("mode", ["row", "batch"])
 @pytest.mark.parametrize("p", [0.0, 0.3, 1.0])

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from deepnotes.classic.base import as_labels, as_matrix, check_fitted
+from deepnotes.classic.neighbors import finite
 from deepnotes.classic.neighbors import first_k as neighbor_first_k
 from deepnotes.classic.neighbors_fast import NeighborIndex
 from deepnotes.core.checks import check_choice, check_int
@@ -32,8 +33,14 @@ def pairwise_distances(A: torch.Tensor, B: torch.Tensor, metric: str = "l2", squ
     """``(n, m)`` distances between rows of ``A (n, d)`` and ``B (m, d)``; ``metric`` ``"l1"`` or ``"l2"``.
 
     L2 uses ``‖a‖² − 2a·b + ‖b‖²`` (one matrix product, clamped at 0); L1 uses ``torch.cdist``.
+    NaN or infinite values raise ``ValueError``, as in ``sklearn.metrics.pairwise_distances``.
     """
     check_choice("metric", metric, ("l1", "l2"))
+    for name, X in (("A", A), ("B", B)):
+        if not isinstance(X, torch.Tensor) or X.dim() != 2:
+            raise ValueError(f"{name} must be a 2-d tensor (n, d)")
+        if not finite(X):
+            raise ValueError(f"{name} contains NaN or infinite values")
     if metric == "l1":
         return torch.cdist(A, B, p=1.0)
     d2 = (A * A).sum(1, keepdim=True) - 2 * A @ B.T + (B * B).sum(1)

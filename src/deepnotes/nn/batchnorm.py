@@ -87,6 +87,15 @@ def batch_norm(
     Tensor[N, C, *]
     """
     check_tensor("input", input, ndim=(2, 3, 4, 5), floating=True)
+    # every argument is checked before anything is computed or updated in place
+    C = input.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        if t is not None and (not isinstance(t, torch.Tensor) or tuple(t.shape) != (C,)):
+            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ValueError(f"{name} must be a tensor of shape ({C},) for {C} channels, got {got}")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean and running_var must be given together (or both None)")
     dims = (0, *range(2, input.dim()))
     shape = (1, input.shape[1]) + (1,) * (input.dim() - 2)
     if training or running_mean is None:
