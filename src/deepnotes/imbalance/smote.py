@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from deepnotes.classic.neighbors_fast import kneighbors
 from deepnotes.core.checks import check_int
 from deepnotes.imbalance._base import (
     BaseSampler,
@@ -36,7 +37,6 @@ from deepnotes.imbalance._base import (
     random_state_of,
     take_rows,
 )
-from deepnotes.classic.neighbors_fast import kneighbors
 
 
 def _interpolate(X_class, nns, rows, cols, steps, dtype):
