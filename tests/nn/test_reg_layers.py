@@ -21,14 +21,7 @@ from deepnotes.nn.regularizers import (
 from deepnotes.nn.stochastic_depth import StochasticDepth, stochastic_depth
 from tests._reference import assert_forward_backward, assert_same_maths
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # small tensors on a shared 2-core machine: torch's thread pool only adds contention
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _x(*shape, seed=0):
