@@ -173,3 +173,33 @@ def test_any_finite_magnitude(scale):
     torch.testing.assert_close(ours.cluster_centers_ / scale, ref.cluster_centers_, rtol=1e-12, atol=0)
     # inf (1e154: the true value exceeds float64) and 0 (1e-300: below it) included
     assert math.isclose(ours.inertia_, ref.inertia_ * scale * scale, rel_tol=1e-9, abs_tol=1e-300)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("tol,max_iter", [(1e-4, 300), (0.0, 300), (0.0, 2)])
+def test_readable_lloyd_equals_sklearn_and_the_fast_kmeans(seed, tol, max_iter):
+    from deepnotes.classic import lloyd
+
+    X, rng = _blobs(seed, n=600, d=5, k=6)
+    init = X[rng.choice(len(X), 6, replace=False)]
+    Xt, It = torch.from_numpy(X), torch.from_numpy(init)
+    centers, labels, inertia, n_iter = lloyd(Xt, It, max_iter=max_iter, tol=tol)
+    ref = SKKMeans(6, init=init, n_init=1, max_iter=max_iter, tol=tol, algorithm="lloyd").fit(X)
+    assert n_iter == ref.n_iter_
+    assert labels.tolist() == ref.labels_.tolist()
+    assert_iterative(centers, torch.from_numpy(ref.cluster_centers_))
+    assert math.isclose(inertia, ref.inertia_, rel_tol=1e-9)
+    fast = KMeans(6, init=init, max_iter=max_iter, tol=tol).fit(X)
+    assert torch.equal(fast.labels_, labels) and fast.n_iter_ == n_iter
+    assert_iterative(fast.cluster_centers_, centers)
+
+
+def test_readable_lloyd_relocates_empty_clusters_like_sklearn():
+    from deepnotes.classic import lloyd
+
+    X, _ = _blobs(7, n=200, d=2, k=2)
+    init = np.array([[0.0, 0.0], [0.1, 0.0], [500.0, 500.0]])  # the third centre attracts nothing
+    centers, labels, _, n_iter = lloyd(torch.from_numpy(X), torch.from_numpy(init), tol=0.0)
+    ref = SKKMeans(3, init=init, n_init=1, tol=0.0, algorithm="lloyd").fit(X)
+    assert labels.tolist() == ref.labels_.tolist() and n_iter == ref.n_iter_
+    assert_iterative(centers, torch.from_numpy(ref.cluster_centers_))
