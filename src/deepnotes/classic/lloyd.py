@@ -50,7 +50,8 @@ def lloyd(X: torch.Tensor, init: torch.Tensor, max_iter: int = 300, tol: float =
     tol = tol * float(X.var(0, unbiased=False).mean())
     labels, strict = None, False
     n_iter = 0
-    for n_iter in range(1, max_iter + 1):  # the iterations themselves; each is vectorized
+    while n_iter < max_iter:  # the iterations themselves; each is vectorized over points
+        n_iter += 1
         new_labels = nearest_centre(X, centers)
         strict = labels is not None and torch.equal(new_labels, labels)
         labels = new_labels
