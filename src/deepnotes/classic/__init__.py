@@ -10,7 +10,7 @@ from deepnotes.classic.features import (
 )
 from deepnotes.classic.kmeans import KMeans, kmeans_plusplus
 from deepnotes.classic.knn import KNNClassifier, NearestNeighbor, pairwise_distances
-from deepnotes.classic.linear import LinearClassifier, multiclass_hinge_loss
+from deepnotes.classic.linear import LinearClassifier
 from deepnotes.classic.lloyd import lloyd
 from deepnotes.classic.neighbors import kneighbors_exact
 from deepnotes.classic.neighbors_fast import NeighborIndex, kneighbors
@@ -33,6 +33,5 @@ __all__ = [
     "kneighbors",
     "kneighbors_exact",
     "lloyd",
-    "multiclass_hinge_loss",
     "pairwise_distances",
 ]
