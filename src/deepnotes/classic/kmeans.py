@@ -41,7 +41,7 @@ from deepnotes.core.checks import as_tensor, check_float, check_int
 from deepnotes.core.seeding import make_generator
 
 # Rows per block with one thread: the block of X (1 MB) and its scores stay in L2 between the
-# passes; 2048–16384 measured, 8192 best (smaller blocks pay Python overhead per op).
+# passes (smaller blocks pay Python overhead per op; `deepnotes bench` has the figures).
 _CHUNK = 8192
 
 
@@ -51,15 +51,14 @@ class _Nearest:
     ``__call__(centers, labels, best)`` fills ``labels`` (int64) with the index of the nearest
     centre and ``best`` with ``min_c ‖c‖² − 2x·c`` (add ``‖x‖²`` for the squared distance).
 
-    Measured choices (100,000 × 16, k = 10, one thread, per iteration):
+    Choices made for speed:
 
-    * scores are laid out ``(k, block)``: the GEMM is faster in that shape (1.2 vs 2.0 ms) and
-      reductions over dim 0 vectorize across the block;
-    * ``torch.min(dim=0)`` with indices is ~8× slower than ``amin``, so the index of the first
+    * scores are laid out ``(k, block)``: the GEMM is faster in that shape and reductions over
+      dim 0 vectorize across the block;
+    * ``torch.min(dim=0)`` with indices is much slower than ``amin``, so the index of the first
       minimum is found as ``amin`` → ``le`` mask → ``amax`` of ``mask · (k − 1 − j)`` in uint8
       (ties go to the first centre, like sklearn's strict ``<``);
-    * every temporary lives in a buffer allocated once: fresh 640 KB tensors per block cost page
-      faults as slow as the GEMM itself.
+    * every temporary lives in a buffer allocated once: fresh tensors per block cost page faults.
     """
 
     def __init__(self, X: torch.Tensor, k: int):
