@@ -3,9 +3,9 @@
 Same contract and same result as the readable :func:`deepnotes.classic.neighbors.kneighbors_exact`
 (tested for agreement); used by the samplers, K-means' helpers and ``KNNClassifier``.
 
-1. Scale both sets by one power of two (exact) so that the largest absolute value of the fitted
-   set is at most 1, centre on the fitted set's mean, scale again by a power of two so that the
-   largest norm is about 1, and sort the fitted rows by norm.
+1. Values beyond ``2^±400`` are first scaled by one power of two (exact); the fitted set is
+   centred on its mean when that offset is large next to the spread, scaled by a power of two so
+   that the largest norm is about 1, and its rows are sorted by norm.
 2. Score every pair with one low-precision matrix product (bfloat16 where the CPU multiplies it
    natively and a probe confirms float32 accumulation, else float32), the norms folded in as
    extra columns so that the product is the squared distance: ``s̃ = [−2q, 1, ‖q‖²] · [b, ‖b‖², 1]``.
@@ -17,16 +17,19 @@ Same contract and same result as the readable :func:`deepnotes.classic.neighbors
 5. Rank the candidates by their exact float64 distance ``Σ (q − b)²``, equal distances by the
    lower row index.
 
-Fall-backs keep it bounded and never much slower than the plain search: a block of queries whose
-candidates exceed a fixed budget (the filter cannot prune: tight clusters, many dimensions,
-duplicates) is redone with the next finer product (bfloat16 → float32 → float64) and, past
-float64, by the plain chunked search. Queries too far outside the fitted set for the scaled
-product go to the plain search as a whole. The error bound assumes float32 accumulation of the
-low-precision product, which a GPU with TF32 does not give: off the CPU the filter always runs
-in float64. No global torch setting (threads, TF32) is read or changed.
+Fall-backs keep it bounded and never much slower than a plain search: where a sample says the
+low-precision filter cannot prune (tight clusters, many dimensions), the index uses the float64
+product ``‖q‖² + ‖b‖² − 2q·b`` from the start, whose error bound is tiny (candidates: the points
+within it of the k-th score, then exact ranking); a block whose candidates still exceed a fixed
+budget is redone that way, and past float64 (masses of exact duplicates) by the plain chunked
+search. Queries too far outside the fitted set for the scaled product go to the plain search.
+The error bound assumes float32 accumulation of the low-precision product, which a GPU with TF32
+does not give: off the CPU the filter always runs in float64. No global torch setting (threads,
+TF32) is read or changed.
 
-Memory: one score tile of about two million values, the kept groups and candidates under a fixed
-budget, the exact ranking in slices (all independent of ``n`` and ``d``), plus the index itself.
+Memory: score blocks of about two million values (one query row at least: ``n`` values for a
+fitted set above two million rows), the kept groups and candidates under a fixed budget, the
+exact ranking in slices, plus the index itself (a float64 copy of the set, and the tiles).
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ _GROUP = 16  # columns per strided group (one group minimum each)
 _MERGE = 32  # groups per super-group in the running upper bound
 _BUDGET = 1 << 22  # values of kept group scores per block, and of one exact-ranking slice
 _PRECISIONS = ("auto", "bf16", "f32", "f64")
-_HARD = -2  # index marking the rows of a block handed on to a finer type
+_HARD = -2  # index marking the rows of a block handed on to the float64 product
 _SAFE = 2.0**400  # below this magnitude no square, sum of squares or difference overflows
 
 
@@ -439,7 +442,8 @@ class NeighborIndex:
 
 
 def _hard(r: int, k: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """A block handed on to a finer type: every index is ``_HARD``."""
+    """A block handed on (to the float64 product, or from it to the plain search): every index
+    is ``_HARD``."""
     return (torch.full((r, k), float("inf"), dtype=torch.float64, device=device),
             torch.full((r, k), _HARD, dtype=torch.int64, device=device))
 
