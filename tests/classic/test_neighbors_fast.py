@@ -160,18 +160,23 @@ def test_queries_far_outside_the_fitted_set(precision):
 
 
 @pytest.mark.parametrize("shape,spread", [((6000, 20), 1e-3), ((1500, 784), 1.0)])
-def test_data_too_close_for_bfloat16_goes_to_the_float64_product(shape, spread, monkeypatch):
+def test_data_too_close_for_bfloat16_goes_to_a_finer_product(shape, spread, monkeypatch):
     """Tight clusters far from the mean, or hundreds of dimensions: bfloat16's error bound lets
-    most points through, so the search (up front or per block) takes the float64 product; same
-    answer, no blow-up."""
+    most points through, so the search takes float32 tiles (per block) or the float64 product
+    (up front in many dimensions); same answer, no blow-up."""
     calls = []
-    real = NeighborIndex._direct
+    real_direct, real_f32 = NeighborIndex._direct, NeighborIndex._float32
 
-    def spy(self, *args):
-        calls.append(self.mode)
-        return real(self, *args)
+    def spy_direct(self, *args):
+        calls.append("f64")
+        return real_direct(self, *args)
 
-    monkeypatch.setattr(NeighborIndex, "_direct", spy)
+    def spy_f32(self):
+        calls.append("f32")
+        return real_f32(self)
+
+    monkeypatch.setattr(NeighborIndex, "_direct", spy_direct)
+    monkeypatch.setattr(NeighborIndex, "_float32", spy_f32)
     g = torch.Generator().manual_seed(shape[1])
     centres = torch.randint(0, 50, (shape[0], 1), generator=g).to(torch.float64) * (spread < 1)
     A = torch.randn(*shape, generator=g, dtype=torch.float64) * spread + centres

@@ -17,11 +17,10 @@ Same contract and same result as the readable :func:`deepnotes.classic.neighbors
 5. Rank the candidates by their exact float64 distance ``Σ (q − b)²``, equal distances by the
    lower row index.
 
-Fall-backs keep it bounded and never much slower than a plain search: where a sample says the
-low-precision filter cannot prune (tight clusters, many dimensions), the index uses the float64
-product ``‖q‖² + ‖b‖² − 2q·b`` from the start, whose error bound is tiny (candidates: the points
+Fall-backs keep it bounded and never much slower than a plain search: in many dimensions (over
+about 700), where the low-precision filter seldom prunes, the index uses the float64 product ``‖q‖² + ‖b‖² − 2q·b`` from the start, whose error bound is tiny (candidates: the points
 within it of the k-th score, then exact ranking); a block whose candidates still exceed a fixed
-budget is redone that way, and past float64 (masses of exact duplicates) by the plain chunked
+budget is redone with float32 tiles (after bfloat16) or that float64 product, and past float64 (masses of exact duplicates) by the plain chunked
 search. Queries too far outside the fitted set for the scaled product go to the plain search.
 The error bound assumes float32 accumulation of the low-precision product, which a GPU with TF32
 does not give: off the CPU the filter always runs in float64. No global torch setting (threads,
@@ -198,25 +197,11 @@ class NeighborIndex:
             self._tiles(n, d, dtype)
 
     def _prunes(self, dtype: torch.dtype) -> bool:
-        """Whether the ``dtype`` filter is worth building: on a sample of 16 fitted rows against
-        1,024, the points that lie within twice its error bound beyond a row's 6th-nearest
-        sampled distance, scaled to ``n``, must stay under the block's candidate budget (a speed
-        heuristic: the result does not depend on it)."""
-        n, budget = self.n, (64 + 4 * 6) * 64 / max(64, self.d + 2)  # block()'s at k = 5
-        if budget < 8:  # many dimensions: the filter would have to leave no more than k
-            return False
-        if n < 64:
-            return True
-        cols = torch.linspace(0, n - 1, min(n, 1024), device=self.Ac.device).long()
-        rows = cols[:: max(1, len(cols) // 16)][:16]
-        q, b = self.Ac[rows] * self.scale, self.Ac[cols] * self.scale
-        qn, bn = q.norm(dim=1, keepdim=True), b.norm(dim=1)
-        P = torch.addmm(bn**2, q, b.T, alpha=-2.0).add_(qn**2)  # rounding is no matter here
-        cross, square, _ = score_bounds(dtype, self.d)
-        E = cross * qn * bn + square * (qn**2 + bn**2)
-        kth = torch.topk(P, min(7, P.shape[1]), dim=1, largest=False).values[:, -1:]
-        extra = float(((P > kth) & (P <= kth + 2 * E)).double().mean()) * n
-        return extra <= budget
+        """Whether the ``dtype`` filter is worth building: in many dimensions its error bound
+        is wide next to the gaps between distances, and the exact ranking of each candidate costs
+        ``d``, so block()'s candidate budget (at k = 5) leaves fewer than 8 per query: the float64
+        product is cheaper from the start (a speed rule: the result does not depend on it)."""
+        return (64 + 4 * 6) * 64 / max(64, self.d + 2) >= 8
 
     def _tiles(self, n: int, d: int, dtype: torch.dtype) -> None:
         """Rows sorted by norm, cut into column tiles of the low-precision filter type."""
@@ -288,8 +273,19 @@ class NeighborIndex:
         hard = (idx < 0).any(1).nonzero().flatten()
         if len(hard):
             sub = None if self_index is None else self_index[hard]
-            d2[hard], idx[hard] = self._direct(Q64[hard], Qs[hard], k, sub, chunk_size)
+            if self.mode == "bf16":  # float32 tiles next: their bound is 65,536x tighter
+                d_h, i_h = self._float32().query(X_query[hard], k, self_index=sub, chunk_size=chunk_size,
+                                                 return_distance=True, squared=True)
+                d2[hard], idx[hard] = d_h * (self.s * self.s), i_h  # back to the fitted set's units
+            else:
+                d2[hard], idx[hard] = self._direct(Q64[hard], Qs[hard], k, sub, chunk_size)
         return result(idx, d2, self.s, return_distance, squared)
+
+    def _float32(self) -> NeighborIndex:
+        """The same fitted set with float32 tiles (built on first use)."""
+        if getattr(self, "_f32", None) is None:
+            self._f32 = NeighborIndex(self.X_fit, precision="f32")
+        return self._f32
 
     def _direct(self, Q64, Qs, k, self_index, chunk_size):
         """Squared distances (fitted set's units) and indices by the float64 product; rows it
