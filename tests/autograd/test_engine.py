@@ -239,3 +239,16 @@ def test_bad_inputs():
         MLP(0, [2])
     with pytest.raises(ValueError, match="seed"):
         MLP(2, [2], seed=-1)
+
+
+def test_exp_is_finite_up_to_the_float64_limit():
+    """exp(709.5) ≈ 1.35e308 fits in float64 (it gave inf); the derivative too; beyond, inf."""
+    for x in (709.0, 709.5, 709.78):
+        v = Value(x)
+        out = v.exp()
+        out.backward()
+        assert out.data == math.exp(x) == v.grad and math.isfinite(out.data)
+        t = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+        torch.exp(t).backward()
+        assert out.data == t.exp().item() and v.grad == t.grad.item()
+    assert Value(709.8).exp().data == math.inf == torch.tensor(709.8, dtype=torch.float64).exp().item()

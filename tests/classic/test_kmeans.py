@@ -1,5 +1,7 @@
 """KMeans against sklearn.cluster.KMeans(algorithm="lloyd") with the same initial centres."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -130,17 +132,74 @@ def test_exact_ties_go_to_the_first_centre_like_sklearn():
         (init[:, None] + offsets).reshape(-1, 2)).predict(q).tolist()
 
 
-def test_one_cluster_and_n_threads():
+def test_one_cluster():
     X, _ = _blobs(3, n=100)
     init = X[:1]
     ours = KMeans(1, init=init, max_iter=5, tol=0.0).fit(X)
     ref = SKKMeans(1, init=init, n_init=1, max_iter=5, tol=0.0, algorithm="lloyd").fit(X)
     assert ours.n_iter_ == ref.n_iter_
     assert_iterative(ours.cluster_centers_, torch.from_numpy(ref.cluster_centers_))
-    before = torch.get_num_threads()
-    a = KMeans(3, random_state=0, n_threads=1).fit(X)
-    assert torch.get_num_threads() == before
-    b = KMeans(3, random_state=0, n_threads=None).fit(X)
-    assert torch.equal(a.labels_, b.labels_)
-    with pytest.raises(ValueError, match="n_threads"):
-        KMeans(3, n_threads=0)
+
+
+def test_random_state_none_is_not_deterministic_and_an_int_is():
+    X, _ = _blobs(11, n=300)
+    X = torch.as_tensor(X)
+    inits = {tuple(KMeans(5, init="random", random_state=None, max_iter=1).fit(X)
+                   .cluster_centers_[0].tolist()) for _ in range(6)}
+    assert len(inits) > 1  # sklearn: None draws fresh randomness per fit
+    a = KMeans(5, init="random", random_state=3, max_iter=1).fit(X).cluster_centers_
+    assert torch.equal(a, KMeans(5, init="random", random_state=3, max_iter=1).fit(X).cluster_centers_)
+
+
+def test_predict_far_from_the_origin_equals_the_fitted_labels():
+    """At an offset of 1e8, predict without centring agreed with labels_ on 19 % of rows."""
+    g = np.random.default_rng(0)
+    X = g.normal(size=(2000, 4)) + 1e8
+    km = KMeans(8, random_state=0).fit(X)
+    assert torch.equal(km.predict(X), km.labels_)
+    C = km.cluster_centers_.numpy()
+    exact = ((X[:, None, :] - C[None]) ** 2).sum(-1).argmin(1)  # Σ (x − c)²: no cancellation
+    assert km.predict(X).tolist() == exact.tolist()
+
+
+@pytest.mark.parametrize("scale", [1e154, 1e300, 1e-300])
+def test_any_finite_magnitude(scale):
+    X, _ = _blobs(4, n=200)
+    X = np.asarray(X, dtype=np.float64)
+    init = X[:3]
+    ours = KMeans(3, init=init * scale, max_iter=20).fit(X * scale)
+    ref = KMeans(3, init=init, max_iter=20).fit(X)
+    assert torch.equal(ours.labels_, ref.labels_)
+    torch.testing.assert_close(ours.cluster_centers_ / scale, ref.cluster_centers_, rtol=1e-12, atol=0)
+    # inf (1e154: the true value exceeds float64) and 0 (1e-300: below it) included
+    assert math.isclose(ours.inertia_, ref.inertia_ * scale * scale, rel_tol=1e-9, abs_tol=1e-300)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("tol,max_iter", [(1e-4, 300), (0.0, 300), (0.0, 2)])
+def test_readable_lloyd_equals_sklearn_and_the_fast_kmeans(seed, tol, max_iter):
+    from deepnotes.classic import lloyd
+
+    X, rng = _blobs(seed, n=600, d=5, k=6)
+    init = X[rng.choice(len(X), 6, replace=False)]
+    Xt, It = torch.from_numpy(X), torch.from_numpy(init)
+    centers, labels, inertia, n_iter = lloyd(Xt, It, max_iter=max_iter, tol=tol)
+    ref = SKKMeans(6, init=init, n_init=1, max_iter=max_iter, tol=tol, algorithm="lloyd").fit(X)
+    assert n_iter == ref.n_iter_
+    assert labels.tolist() == ref.labels_.tolist()
+    assert_iterative(centers, torch.from_numpy(ref.cluster_centers_))
+    assert math.isclose(inertia, ref.inertia_, rel_tol=1e-9)
+    fast = KMeans(6, init=init, max_iter=max_iter, tol=tol).fit(X)
+    assert torch.equal(fast.labels_, labels) and fast.n_iter_ == n_iter
+    assert_iterative(fast.cluster_centers_, centers)
+
+
+def test_readable_lloyd_relocates_empty_clusters_like_sklearn():
+    from deepnotes.classic import lloyd
+
+    X, _ = _blobs(7, n=200, d=2, k=2)
+    init = np.array([[0.0, 0.0], [0.1, 0.0], [500.0, 500.0]])  # the third centre attracts nothing
+    centers, labels, _, n_iter = lloyd(torch.from_numpy(X), torch.from_numpy(init), tol=0.0)
+    ref = SKKMeans(3, init=init, n_init=1, tol=0.0, algorithm="lloyd").fit(X)
+    assert labels.tolist() == ref.labels_.tolist() and n_iter == ref.n_iter_
+    assert_iterative(centers, torch.from_numpy(ref.cluster_centers_))

@@ -61,6 +61,23 @@ def test_pairwise_distances_match_cdist():
         pairwise_distances(a, b, "cosine")
 
 
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+@pytest.mark.parametrize("metric", ["l1", "l2"])
+def test_pairwise_distances_reject_nan_and_inf_like_sklearn(bad, metric):
+    """NaN input gave NaN distances; scikit-learn raises ValueError, and so do we."""
+    from sklearn.metrics import pairwise_distances as sk_pairwise
+
+    a = torch.randn(5, 3, dtype=torch.float64)
+    b = a.clone()
+    b[2, 1] = bad
+    with pytest.raises(ValueError):
+        sk_pairwise(a.numpy(), b.numpy())
+    with pytest.raises(ValueError, match="B contains NaN or infinite"):
+        pairwise_distances(a, b, metric)
+    with pytest.raises(ValueError, match="A contains NaN or infinite"):
+        pairwise_distances(b, a, metric)
+
 def test_knn_errors():
     X, y = np.random.default_rng(0).normal(size=(5, 2)), np.array([0, 1, 0, 1, 0])
     with pytest.raises(ValueError, match="k"):
@@ -127,16 +144,3 @@ def test_exact_ties_go_to_the_smaller_index():
         clear = ed[:, k - 1] < ed[:, k]
         assert int(clear.sum()) >= 30
         assert torch.equal(ours.predict(Xte)[clear], torch.from_numpy(ref.predict(Xte))[clear])
-
-
-def test_n_threads_is_restored_and_does_not_change_results():
-    rng = np.random.default_rng(5)
-    X, y, q = rng.normal(size=(400, 8)), rng.integers(0, 3, 400), rng.normal(size=(50, 8))
-    before = torch.get_num_threads()
-    one = KNNClassifier(3, n_threads=1).fit(X, y).predict(q)
-    assert torch.get_num_threads() == before
-    assert torch.equal(one, KNNClassifier(3, n_threads=None).fit(X, y).predict(q))
-    with pytest.raises(ValueError, match="n_threads"):
-        KNNClassifier(3, n_threads=0)
-    with pytest.raises(TypeError, match="n_threads"):
-        KNNClassifier(3, n_threads=1.5)

@@ -10,14 +10,7 @@ from deepnotes.models import AlexNetOriginal, GoogLeNet, InceptionV3, ResNet, cr
 from deepnotes.nn.calculators import conv_params
 from tests._reference import assert_same_maths
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # the CI box is small and shared: one intra-op thread avoids oversubscription slowdowns
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 

@@ -19,13 +19,7 @@ IN_SHAPES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # the CI box is small and shared: one intra-op thread avoids oversubscription slowdowns
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 

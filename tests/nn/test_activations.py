@@ -54,8 +54,9 @@ def test_gradcheck(ours):
 
 
 def test_extreme_and_nan_inputs():
-    x = torch.tensor([-1e4, 1e4, float("nan")], dtype=torch.float64)
-    for f, r in [(dn.sigmoid, torch.sigmoid), (dn.tanh, torch.tanh), (dn.mish, F.mish), (dn.elu, F.elu)]:
+    x = torch.tensor([-1e4, 1e4, float("nan"), float("-inf"), float("inf"), -0.0], dtype=torch.float64)
+    for f, r in [(dn.sigmoid, torch.sigmoid), (dn.tanh, torch.tanh), (dn.mish, F.mish), (dn.elu, F.elu),
+                 (dn.relu, torch.relu), (dn.leaky_relu, F.leaky_relu)]:
         torch.testing.assert_close(f(x), r(x), equal_nan=True, rtol=1e-7, atol=1e-7)
 
 

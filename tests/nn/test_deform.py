@@ -93,3 +93,32 @@ def test_deform_errors():
         deform_conv2d(x, torch.zeros(1, 18, 3, 3), wt, torch.zeros(3))
     with pytest.raises(ValueError, match="groups"):
         DeformConv2d(4, 6, 3, groups=4)
+
+
+def test_infinite_and_nan_offsets_read_zero_like_torchvision():
+    """Offsets of ±inf gave NaN (inf − floor(inf)); torchvision samples 0 there."""
+    import torchvision
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 4, 6, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 4, 3, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    off = torch.randn(2, 18, 4, 4, generator=g, dtype=torch.float64)
+    off[0, 0, 0, 0], off[0, 3, 1, 2], off[1, 5, 2, 2] = float("inf"), float("-inf"), float("inf")
+    off[1, 8, 3, 3] = float("nan")
+    off.requires_grad_(True)
+    ours = deform_conv2d(x, off, w)
+    ref = torchvision.ops.deform_conv2d(x, off, w)
+    assert bool(torch.isfinite(ours).all())
+    torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
+    go = torch.randn(ours.shape, generator=g, dtype=torch.float64)
+    grads = torch.autograd.grad(ours, (x, w, off), go)
+    ref_grads = torch.autograd.grad(ref, (x, w, off), go)
+    for a, b in zip(grads[:2], ref_grads[:2]):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    # offsets: torchvision's gradient is NaN for the other coordinate of a non-finite offset;
+    # the sample reads 0 wherever that coordinate lies, so ours is 0 there (and equal elsewhere)
+    a, b = grads[2], ref_grads[2]
+    assert bool(torch.isfinite(a).all())
+    odd = torch.isnan(b)
+    assert int(odd.sum()) == 4 and bool((a[odd] == 0).all())
+    torch.testing.assert_close(a[~odd], b[~odd], rtol=1e-10, atol=1e-12)

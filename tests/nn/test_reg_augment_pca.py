@@ -15,14 +15,7 @@ from deepnotes.data.augment import (
 )
 from tests._reference import assert_same_maths
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # small tensors on a shared 2-core machine: torch's thread pool only adds contention
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _imgs(n=6, c=3, h=7, w=9, seed=0):

@@ -22,13 +22,7 @@ from deepnotes.data import TensorDataset
 from deepnotes.train import Callback, EarlyStopping, NonFiniteLossError, Trainer
 from deepnotes.train.tasks import ClassificationTask, StepContext, Task, get_task, model_fits
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class SignTask(Task):

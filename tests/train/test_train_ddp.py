@@ -14,14 +14,7 @@ from torch.utils.data.distributed import DistributedSampler
 from deepnotes.cli import main
 from deepnotes.data import TensorDataset
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # small tensors on a shared 2-core machine: torch's thread pool only adds contention
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SCRIPT = textwrap.dedent('''
     import sys

@@ -23,14 +23,7 @@ from deepnotes.train.sanity import (
     expected_initial_loss,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # small tensors on a shared 2-core machine: torch's thread pool only adds contention
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _data(n=64, d=6, classes=3, seed=0):

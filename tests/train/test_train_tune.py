@@ -2,19 +2,11 @@ import json
 
 import optuna
 import pytest
-import torch
 
 from deepnotes.cli import main
 from deepnotes.train import tune
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # small tensors on a shared 2-core machine: torch's thread pool only adds contention
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 BASE = ["tune", "--model", "mlp", "--data", "digits", "--param", "lr=loguniform:1e-3:1e-1",
         "--param", "hidden=int:8:24", "--epochs", "1", "--batch-size", "128", "--sampler", "random",

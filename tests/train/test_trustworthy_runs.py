@@ -22,13 +22,7 @@ from deepnotes.data import TensorDataset
 from deepnotes.train import Callback, Trainer, list_checkpoints
 from deepnotes.train.reporting import EpochReporter
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _data(n=40, seed=0):

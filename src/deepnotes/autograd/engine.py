@@ -149,7 +149,10 @@ class Value:
 
     # -- unary functions ---------------------------------------------------------------------
     def exp(self) -> Value:
-        e = math.exp(self.data) if self.data < 709.0 else math.inf  # float64 overflows near 709.78
+        try:  # float64 holds e^x up to x ≈ 709.78; beyond, the IEEE result inf
+            e = math.exp(self.data)
+        except OverflowError:
+            e = math.inf
         return self._node(e, (self,), (e,), "exp")  # d/dx e^x = e^x
 
     def log(self) -> Value:

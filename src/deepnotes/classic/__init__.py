@@ -10,8 +10,10 @@ from deepnotes.classic.features import (
 )
 from deepnotes.classic.kmeans import KMeans, kmeans_plusplus
 from deepnotes.classic.knn import KNNClassifier, NearestNeighbor, pairwise_distances
-from deepnotes.classic.linear import LinearClassifier, multiclass_hinge_loss
-from deepnotes.classic.neighbors import NeighborIndex, kneighbors
+from deepnotes.classic.linear import LinearClassifier
+from deepnotes.classic.lloyd import lloyd
+from deepnotes.classic.neighbors import kneighbors_exact
+from deepnotes.classic.neighbors_fast import NeighborIndex, kneighbors
 from deepnotes.classic.pca import PCA
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "image_gradients",
     "kmeans_plusplus",
     "kneighbors",
-    "multiclass_hinge_loss",
+    "kneighbors_exact",
+    "lloyd",
     "pairwise_distances",
 ]

@@ -12,7 +12,7 @@ centres, labels and inertia:
   point's weight is removed from its old cluster's sum;
 * after stopping without strict convergence, labels are recomputed once for the final centres.
 
-Speed (measured on 100,000 × 16, k = 10, 50 iterations, against sklearn's Cython loop):
+Speed:
 
 * most points skip the distance computation: per-point bounds (Hamerly's, see :class:`_Bounds`)
   prove that their label cannot change, with a margin above the rounding error of the scores, so
@@ -20,8 +20,10 @@ Speed (measured on 100,000 × 16, k = 10, 50 iterations, against sklearn's Cytho
 * the per-cluster sums are kept from one iteration to the next and corrected only for the points
   whose label changed, with one ``bincount``; a full ``index_add_`` per iteration cost a quarter
   of a plain iteration;
-* distances go block by block through preallocated buffers (see :class:`_Nearest`);
-* the loop can be pinned to a number of torch threads (``n_threads``; see :class:`KMeans`).
+* distances go block by block through preallocated buffers (see :class:`_Nearest`).
+
+The readable version of the same iteration is :func:`deepnotes.classic.lloyd.lloyd` (tested to
+agree). Finite input of any magnitude is handled by one exact power-of-two scaling.
 
 Memory: ``n_clusters × 8192`` scores, and a few numbers per sample.
 """
@@ -34,12 +36,12 @@ from typing import Any
 import torch
 
 from deepnotes.classic.base import as_matrix, check_fitted
+from deepnotes.classic.neighbors import common_scale
 from deepnotes.core.checks import as_tensor, check_float, check_int
 from deepnotes.core.seeding import make_generator
-from deepnotes.core.threads import torch_threads
 
 # Rows per block with one thread: the block of X (1 MB) and its scores stay in L2 between the
-# passes; 2048–16384 measured, 8192 best (smaller blocks pay Python overhead per op).
+# passes (smaller blocks pay Python overhead per op; `deepnotes bench` has the figures).
 _CHUNK = 8192
 
 
@@ -49,15 +51,14 @@ class _Nearest:
     ``__call__(centers, labels, best)`` fills ``labels`` (int64) with the index of the nearest
     centre and ``best`` with ``min_c ‖c‖² − 2x·c`` (add ``‖x‖²`` for the squared distance).
 
-    Measured choices (100,000 × 16, k = 10, one thread, per iteration):
+    Choices made for speed:
 
-    * scores are laid out ``(k, block)``: the GEMM is faster in that shape (1.2 vs 2.0 ms) and
-      reductions over dim 0 vectorize across the block;
-    * ``torch.min(dim=0)`` with indices is ~8× slower than ``amin``, so the index of the first
+    * scores are laid out ``(k, block)``: the GEMM is faster in that shape and reductions over
+      dim 0 vectorize across the block;
+    * ``torch.min(dim=0)`` with indices is much slower than ``amin``, so the index of the first
       minimum is found as ``amin`` → ``le`` mask → ``amax`` of ``mask · (k − 1 − j)`` in uint8
       (ties go to the first centre, like sklearn's strict ``<``);
-    * every temporary lives in a buffer allocated once: fresh 640 KB tensors per block cost page
-      faults as slow as the GEMM itself.
+    * every temporary lives in a buffer allocated once: fresh tensors per block cost page faults.
     """
 
     def __init__(self, X: torch.Tensor, k: int):
@@ -244,13 +245,7 @@ class KMeans:
     tol : float
         Relative tolerance on the centre shift (scaled by the mean feature variance, as sklearn).
     random_state : int, optional
-        Seeds the initialization.
-    n_threads : int or None
-        Torch threads for ``fit``/``predict`` (default ``None``: torch's setting). An iteration is
-        ~1 ms of work in a dozen ops, each op over 32,768 numbers a parallel region: on an idle
-        2-core machine two threads beat one, but on a machine shared with other jobs, waiting at
-        each region's barrier for a descheduled thread made two threads 5–70× slower than one
-        (100,000 × 16, k = 10: 5.2 s vs 0.07 s) — pass ``n_threads=1`` there.
+        Seeds the initialization; ``None`` (as in scikit-learn) draws a fresh seed per fit.
 
     Attributes
     ----------
@@ -268,7 +263,6 @@ class KMeans:
         max_iter: int = 300,
         tol: float = 1e-4,
         random_state: int | None = None,
-        n_threads: int | None = None,
     ):
         self.n_clusters = check_int("n_clusters", n_clusters, min=1)
         if isinstance(init, str):
@@ -282,32 +276,42 @@ class KMeans:
         self.max_iter = check_int("max_iter", max_iter, min=1)
         self.tol = check_float("tol", tol, min=0.0)
         self.random_state = None if random_state is None else check_int("random_state", random_state, min=0)
-        self.n_threads = None if n_threads is None else check_int("n_threads", n_threads, min=1)
 
-    def _initial_centers(self, X: torch.Tensor) -> torch.Tensor:
+    def _initial_centers(self, X: torch.Tensor, s: float = 1.0) -> torch.Tensor:
+        """Initial centres for the (already scaled by ``s``) ``X``."""
         if isinstance(self.init, torch.Tensor):
             if self.init.shape[1] != X.shape[1]:
                 raise ValueError(f"init has {self.init.shape[1]} features but X has {X.shape[1]}")
-            return self.init.to(X.dtype).to(X.device).clone()
-        g = make_generator(self.random_state if self.random_state is not None else 0)
+            return self.init.to(X.dtype).to(X.device) * s
+        seed = self.random_state if self.random_state is not None else torch.Generator().seed() % 2**63
+        g = make_generator(seed)
         if self.init == "random":
             return X[torch.randperm(X.shape[0], generator=g)[: self.n_clusters]].clone()
         return kmeans_plusplus(X, self.n_clusters, g)
 
     def fit(self, X: Any, y: Any = None) -> KMeans:
-        with torch_threads(self.n_threads):  # the input checks too: each is a parallel region
-            return self._fit(as_matrix("X", X))
-
-    def _fit(self, X: torch.Tensor) -> KMeans:
+        X = as_matrix("X", X)
         n = X.shape[0]
         if self.n_clusters > n:
             raise ValueError(f"n_clusters ({self.n_clusters}) must be <= the number of samples ({n})")
+        # huge (or tiny) values: fit on X·s, s a power of two (exact), so no square overflows
+        top = float(X.abs().max()) if X.numel() else 0.0
+        s = 1.0 if 2.0**-400 <= top <= 2.0**400 or top == 0 else common_scale(X)
+        Xs = X * s if s != 1.0 else X
+        self._fit(Xs, self._initial_centers(Xs, s))
+        self.cluster_centers_ = self.cluster_centers_ / s
+        self._mean = self._mean / s
+        self.inertia_ = self.inertia_ / s / s  # inf where the true value exceeds float64
+        return self
+
+    def _fit(self, X: torch.Tensor, init: torch.Tensor) -> KMeans:
+        n = X.shape[0]
         # like sklearn: centre the data for accuracy, and scale tol by the mean feature variance
         # (computed from the centred data: X.var(0) was 25× slower than this one pass)
         mean = X.mean(0)
         Xc = X - mean
         tol = float((Xc * Xc).sum(0).mean()) / n * self.tol if self.tol > 0 else 0.0
-        centers = self._initial_centers(X) - mean
+        centers = init - mean
         k = self.n_clusters
         bounds = _Bounds(Xc, k, centers)
         labels = torch.empty(n, dtype=torch.int64, device=X.device)
@@ -346,6 +350,7 @@ class KMeans:
         diff = centers.index_select(0, labels).sub_(Xc).view(-1)
         self.inertia_ = float(torch.dot(diff, diff))
         self.cluster_centers_ = centers + mean
+        self._mean = mean  # predict centres its input on it, as the fit did
         self.labels_ = labels
         self.n_iter_ = n_iter
         return self
@@ -353,13 +358,15 @@ class KMeans:
     def predict(self, X: Any) -> torch.Tensor:
         """Index of the nearest centre for each row."""
         check_fitted(self, "cluster_centers_")
-        with torch_threads(self.n_threads):
-            X = as_matrix("X", X, dtype=self.cluster_centers_.dtype)
-            if X.shape[1] != self.cluster_centers_.shape[1]:
-                raise ValueError(
-                    f"X has {X.shape[1]} features but the model was fitted with {self.cluster_centers_.shape[1]}"
-                )
-            return _nearest(X, self.cluster_centers_)[0]
+        X = as_matrix("X", X, dtype=self.cluster_centers_.dtype)
+        if X.shape[1] != self.cluster_centers_.shape[1]:
+            raise ValueError(
+                f"X has {X.shape[1]} features but the model was fitted with {self.cluster_centers_.shape[1]}"
+            )
+        # centred on the training mean, like the fit (far from the origin, ‖c‖² − 2x·c cancels)
+        top = max(float(X.abs().max()) if X.numel() else 0.0, float(self.cluster_centers_.abs().max()))
+        s = 1.0 if top <= 2.0**400 else common_scale(X, self.cluster_centers_)
+        return _nearest((X - self._mean) * s, (self.cluster_centers_ - self._mean) * s)[0]
 
     def fit_predict(self, X: Any, y: Any = None) -> torch.Tensor:
         return self.fit(X).labels_

@@ -1,6 +1,6 @@
 """Nearest-neighbour and k-nearest-neighbour classifiers (L1 / L2), brute force on tensors.
 
-L2 neighbours come from :class:`deepnotes.classic.neighbors.NeighborIndex` (built once per fit: a
+L2 neighbours come from :class:`deepnotes.classic.neighbors_fast.NeighborIndex` (built once per fit: a
 certified low-precision filter, then exact float64 ranking); L1 distances are computed in chunks
 of query rows (memory ``chunk_size × n_train``) and the ``k`` smallest taken with
 :func:`smallest_k`. Equal distances go to the smaller training index. Votes are counted per
@@ -23,18 +23,24 @@ from typing import Any
 import torch
 
 from deepnotes.classic.base import as_labels, as_matrix, check_fitted
-from deepnotes.classic.neighbors import NeighborIndex
-from deepnotes.classic.neighbors import _first_k as neighbor_first_k
+from deepnotes.classic.neighbors import finite
+from deepnotes.classic.neighbors import first_k as neighbor_first_k
+from deepnotes.classic.neighbors_fast import NeighborIndex
 from deepnotes.core.checks import check_choice, check_int
-from deepnotes.core.threads import torch_threads
 
 
 def pairwise_distances(A: torch.Tensor, B: torch.Tensor, metric: str = "l2", squared: bool = False) -> torch.Tensor:
     """``(n, m)`` distances between rows of ``A (n, d)`` and ``B (m, d)``; ``metric`` ``"l1"`` or ``"l2"``.
 
     L2 uses ``‖a‖² − 2a·b + ‖b‖²`` (one matrix product, clamped at 0); L1 uses ``torch.cdist``.
+    NaN or infinite values raise ``ValueError``, as in ``sklearn.metrics.pairwise_distances``.
     """
     check_choice("metric", metric, ("l1", "l2"))
+    for name, X in (("A", A), ("B", B)):
+        if not isinstance(X, torch.Tensor) or X.dim() != 2:
+            raise ValueError(f"{name} must be a 2-d tensor (n, d)")
+        if not finite(X):
+            raise ValueError(f"{name} contains NaN or infinite values")
     if metric == "l1":
         return torch.cdist(A, B, p=1.0)
     d2 = (A * A).sum(1, keepdim=True) - 2 * A @ B.T + (B * B).sum(1)
@@ -46,7 +52,7 @@ def _first_k(vals: torch.Tensor, k: int, cols: torch.Tensor | None = None):
     """``k`` smallest of each row of ``vals`` and their columns, equal values by smaller column.
 
     ``cols`` maps positions to columns (default: the positions themselves); the tie rule is the
-    neighbour search's (:func:`deepnotes.classic.neighbors._first_k`).
+    neighbour search's (:func:`deepnotes.classic.neighbors.first_k`).
     """
     if cols is None:
         cols = torch.arange(vals.shape[1], device=vals.device).expand_as(vals)
@@ -58,8 +64,7 @@ def smallest_k(S: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
 
     Ties go to the smaller column, like scikit-learn's brute-force search (its heap keeps the
     first of equal distances when it processes them in order). Faster than ``torch.topk`` over
-    whole rows for ``k ≪ m`` (in ``KNNClassifier.predict``, 2,000 × 10,000 scores, k = 5, one
-    thread: selection 18 → 14 ms, next to 45 ms for the GEMM): the first ``B · nb``
+    whole rows for ``k ≪ m``: the first ``B · nb``
     columns are split into ``nb`` strided groups ``{b, b + nb, b + 2·nb, …}`` of ``B ≈ √(m/k)``
     columns; one ``amin`` over the middle axis of the ``(n, B, nb)`` view (vectorized across
     groups: a reduction over short contiguous blocks was 6× slower) gives every group's minimum.
@@ -97,12 +102,6 @@ class KNNClassifier:
     chunk_size : int
         Query rows per distance block (L1: 128 keeps a 10 MB block of scores for 10,000 training
         rows in L3 between ``cdist`` and the selection; L2 blocks are capped at 256 rows).
-    n_threads : int or None
-        Torch threads for ``fit``/``kneighbors``/``predict`` (default ``None``: torch's setting).
-        L2 searches run whole blocks per thread; the L1 path opens half a dozen parallel regions
-        per chunk: on an idle 2-core machine two threads beat one, but on a machine shared with other jobs, waiting at their barriers for a descheduled
-        thread made two threads 1.7–13× slower than one (fit 10,000 × 64, predict 2,000) — pass
-        ``n_threads=1`` there.
 
     Attributes
     ----------
@@ -111,15 +110,13 @@ class KNNClassifier:
     y_fit_ : Tensor[n_train]  (indices into ``classes_``)
     """
 
-    def __init__(self, k: int = 5, metric: str = "l2", chunk_size: int = 128, n_threads: int | None = None):
+    def __init__(self, k: int = 5, metric: str = "l2", chunk_size: int = 128):
         self.k = check_int("k", k, min=1)
         self.metric = check_choice("metric", metric, ("l2", "l1"))
         self.chunk_size = check_int("chunk_size", chunk_size, min=1)
-        self.n_threads = None if n_threads is None else check_int("n_threads", n_threads, min=1)
 
     def fit(self, X: Any, y: Any) -> KNNClassifier:
-        with torch_threads(self.n_threads):
-            return self._fit(as_matrix("X", X), y)
+        return self._fit(as_matrix("X", X), y)
 
     def _fit(self, X: torch.Tensor, y: Any) -> KNNClassifier:
         y = as_labels("y", y, X.shape[0])
@@ -133,8 +130,7 @@ class KNNClassifier:
     def kneighbors(self, X: Any, k: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Distances and indices of the ``k`` nearest training rows, nearest first: ``(n, k)`` each."""
         check_fitted(self, "X_fit_")
-        with torch_threads(self.n_threads):
-            return self._kneighbors(X, k)
+        return self._kneighbors(X, k)
 
     def _kneighbors(self, X: Any, k: int | None) -> tuple[torch.Tensor, torch.Tensor]:
         k = self.k if k is None else check_int("k", k, min=1)
@@ -176,5 +172,5 @@ class KNNClassifier:
 class NearestNeighbor(KNNClassifier):
     """The nearest-neighbour classifier: each query takes the label of its closest training row (L1 by default)."""
 
-    def __init__(self, metric: str = "l1", chunk_size: int = 128, n_threads: int | None = None):
-        super().__init__(k=1, metric=metric, chunk_size=chunk_size, n_threads=n_threads)
+    def __init__(self, metric: str = "l1", chunk_size: int = 128):
+        super().__init__(k=1, metric=metric, chunk_size=chunk_size)

@@ -22,14 +22,7 @@ import torch.nn.functional as F
 
 from deepnotes.classic.base import as_labels, as_matrix, check_fitted
 from deepnotes.core.checks import as_tensor, check_choice, check_float, check_int
-
-
-def multiclass_hinge_loss(scores: torch.Tensor, target: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
-    """Mean Weston–Watkins multiclass hinge loss of ``scores (N, C)`` for integer ``target (N,)``."""
-    correct = scores.gather(1, target[:, None])
-    viol = (scores - correct + margin).clamp_min(0)
-    viol = viol.scatter(1, target[:, None], 0.0)  # the true class contributes nothing
-    return viol.sum(1).mean()
+from deepnotes.losses import multiclass_svm_loss
 
 
 class LinearClassifier:
@@ -67,7 +60,7 @@ class LinearClassifier:
 
     def _objective(self, W, b, X, y):
         s = X @ W.T + b
-        data = F.cross_entropy(s, y) if self.loss == "softmax" else multiclass_hinge_loss(s, y, self.margin)
+        data = F.cross_entropy(s, y) if self.loss == "softmax" else multiclass_svm_loss(s, y, self.margin)
         return data + 0.5 * self.alpha * (W * W).sum()
 
     def fit(self, X: Any, y: Any) -> LinearClassifier:

@@ -1,10 +1,10 @@
 """Class imbalance: samplers with ``fit_resample(X, y)``, ensembles, threshold moving, class weights
 and the one-class framing, following imbalanced-learn's interface on numpy arrays and tensors."""
 
+from deepnotes.classic.neighbors_fast import kneighbors
 from deepnotes.imbalance._base import STRATEGIES, BaseSampler, resolve_sampling_strategy
 from deepnotes.imbalance.cluster import ClusterCentroids
 from deepnotes.imbalance.ensemble import EasyEnsembleClassifier, ResampledVotingClassifier
-from deepnotes.imbalance.neighbors import kneighbors
 from deepnotes.imbalance.one_class import GaussianAnomalyDetector, OneClassClassifier
 from deepnotes.imbalance.random import (
     GaussianNoiseOverSampler,

@@ -278,8 +278,8 @@ def random_state_of(random_state: Any) -> np.random.RandomState:
 
 
 # Row gathers and concatenations of CPU data go through numpy: its copies are single-threaded,
-# while torch's parallel ones were measured several times slower on a 2-core machine whose cores
-# other processes hold (the threads wait for each other); on other devices torch does the work.
+# while torch's parallel ones wait for each other on a machine whose cores other processes hold;
+# on other devices torch does the work.
 def _numpy_ok(t: torch.Tensor) -> bool:
     return t.device.type == "cpu" and t.dtype != torch.bfloat16  # numpy has no bfloat16
 

@@ -9,7 +9,7 @@ thousands:
   scikit-learn's greedy variant with ``2 + ln K`` candidates: K sequential steps of one distance
   row each instead of ``2 + ln K`` rows;
 * seeding runs in numpy (K sequential matrix-vector products, where per-call overhead matters);
-* the assignment step is the exact nearest-neighbour search of :mod:`deepnotes.classic.neighbors`
+* the assignment step is the exact nearest-neighbour search of :mod:`deepnotes.classic.neighbors_fast`
   (a low-precision filter with a proven error bound, then float64 distances).
 
 The tests compare the final centres with ``sklearn.cluster.KMeans(init=<our seeds>)``.
@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from deepnotes.classic.neighbors import kneighbors
+from deepnotes.classic.neighbors_fast import kneighbors
 
 _BLOCK = 256  # points per block of the sums used to draw the next centre
 
@@ -83,7 +83,7 @@ def _draw(closest: np.ndarray, sums: np.ndarray, u: float, n: int) -> int:
 def assign(X: torch.Tensor, centers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Nearest centre of each row and the squared distance to it, ``(n,)`` each.
 
-    The exact nearest-neighbour search of :func:`deepnotes.classic.neighbors.kneighbors` with the
+    The exact nearest-neighbour search of :func:`deepnotes.classic.neighbors_fast.kneighbors` with the
     centres as the fitted set (a certified low-precision filter, then float64 distances; equal
     distances go to the lower centre index).
     """

@@ -6,7 +6,7 @@ uniformly; ADASYN (He et al., 2008) gives sample ``i`` a share of the new points
 the fraction ``r_i`` of *other-class* points among its ``k`` nearest neighbours in the whole set:
 ``g_i = rint(r_i / Σ r · G)``.
 
-The neighbour search is :func:`deepnotes.classic.neighbors.kneighbors` (exact: a low-precision
+The neighbour search is :func:`deepnotes.classic.neighbors_fast.kneighbors` (exact: a low-precision
 matrix product with a proven error bound picks the candidates, float64 ranks them). The random draws use a ``numpy.random.RandomState`` in imbalanced-learn's order,
 so, for a fixed ``random_state`` and data without distance ties, the synthetic points equal
 ``imblearn.over_sampling.SMOTE`` / ``ADASYN``'s.
@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from deepnotes.classic.neighbors_fast import kneighbors
 from deepnotes.core.checks import check_int
 from deepnotes.imbalance._base import (
     BaseSampler,
@@ -36,7 +37,6 @@ from deepnotes.imbalance._base import (
     random_state_of,
     take_rows,
 )
-from deepnotes.imbalance.neighbors import kneighbors
 
 
 def _interpolate(X_class, nns, rows, cols, steps, dtype):

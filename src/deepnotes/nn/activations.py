@@ -76,7 +76,7 @@ def mish_derivative(x: torch.Tensor) -> torch.Tensor:
 _FORWARD = {
     "sigmoid": lambda x: _sigmoid(x),
     "tanh": lambda x: _tanh(x),
-    "relu": lambda x: torch.where(x > 0, x, torch.zeros_like(x)),
+    "relu": lambda x: torch.where((x > 0) | x.isnan(), x, torch.zeros_like(x)),  # NaN stays NaN
     "leaky_relu": lambda x, a: torch.where(x > 0, x, a * x),
     "elu": lambda x, alpha: torch.where(x > 0, x, alpha * torch.expm1(x.clamp_max(0))),
     "mish": lambda x: x * _tanh(_softplus(x)),
@@ -126,7 +126,7 @@ def tanh(input: torch.Tensor) -> torch.Tensor:
 
 
 def relu(input: torch.Tensor) -> torch.Tensor:
-    """``max(0, x)``, elementwise; any shape."""
+    """``max(0, x)``, elementwise; any shape; NaN gives NaN (as ``torch.relu``)."""
     return _apply("relu", input)
 
 

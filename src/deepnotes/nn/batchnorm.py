@@ -33,17 +33,21 @@ class _BatchNormTrain(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps, dims, shape):
-        mean = x.mean(dims, keepdim=True)
-        xc = x - mean
+        # statistics and x̂ in float64 whatever the input type (float32 sums far from 0 lose
+        # digits), x̂ rounded once to the input type
+        x64 = x.to(torch.float64)
+        mean = x64.mean(dims, keepdim=True)
+        xc = x64 - mean
         var = (xc * xc).mean(dims, keepdim=True)
-        rstd = torch.rsqrt(var + eps)
-        xhat = xc * rstd
+        rstd64 = torch.rsqrt(var + eps)
+        xhat = (xc * rstd64).to(x.dtype)
+        rstd = rstd64.to(x.dtype)
         out = xhat if weight is None else xhat * weight.view(shape)
         if bias is not None:
             out = out + bias.view(shape)
         ctx.save_for_backward(xhat, rstd, weight)
         ctx.dims, ctx.shape, ctx.has_bias = dims, shape, bias is not None
-        return out, mean.flatten(), var.flatten()
+        return out, mean.flatten(), var.flatten()  # float64: the running update rounds once
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -87,6 +91,15 @@ def batch_norm(
     Tensor[N, C, *]
     """
     check_tensor("input", input, ndim=(2, 3, 4, 5), floating=True)
+    # every argument is checked before anything is computed or updated in place
+    C = input.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        if t is not None and (not isinstance(t, torch.Tensor) or tuple(t.shape) != (C,)):
+            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ValueError(f"{name} must be a tensor of shape ({C},) for {C} channels, got {got}")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean and running_var must be given together (or both None)")
     dims = (0, *range(2, input.dim()))
     shape = (1, input.shape[1]) + (1,) * (input.dim() - 2)
     if training or running_mean is None:
@@ -95,10 +108,13 @@ def batch_norm(
             raise ValueError(f"input: expected more than 1 value per channel when training, got shape {tuple(input.shape)}")
         out, mean, var = _BatchNormTrain.apply(input, weight, bias, eps, dims, shape)
         if training and running_mean is not None:
-            with torch.no_grad():
-                running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
+            with torch.no_grad():  # in float64, rounded once to the buffers' type
+                new_mean = running_mean.double().mul(1 - momentum).add(mean, alpha=momentum)
                 # the running variance is the unbiased estimate (m - 1), as in torch
-                running_var.mul_(1 - momentum).add_(var * (count / (count - 1)), alpha=momentum)
+                unbiased = var * (count / (count - 1))
+                new_var = running_var.double().mul(1 - momentum).add(unbiased, alpha=momentum)
+                running_mean.copy_(new_mean)
+                running_var.copy_(new_var)
         return out
     # evaluation: a fixed per-channel affine map, y = x · scale + shift
     scale = torch.rsqrt(running_var + eps)

@@ -8,7 +8,9 @@ Signature, offset layout and border rule follow ``torchvision.ops.deform_conv2d`
 * ``offset[n, 2·(g·K + k)]`` is ``Δy`` and ``offset[n, 2·(g·K + k) + 1]`` is ``Δx`` for offset
   group ``g`` and kernel tap ``k = i·K_w + j``;
 * a sample point with ``y ≤ −1``, ``y ≥ H``, ``x ≤ −1`` or ``x ≥ W`` reads 0, and any of its
-  four neighbours outside the image contributes 0 (zero padding).
+  four neighbours outside the image contributes 0 (zero padding); so does a point at an
+  infinite or NaN offset (its offset gradient is 0, where torchvision's is NaN for the other
+  coordinate).
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ def _bilinear_gather(x: torch.Tensor, py: torch.Tensor, px: torch.Tensor, scale:
     # channels last: each gathered row is one contiguous Cg-vector, so one index_select does all taps
     rows = x.permute(0, 1, 3, 4, 2).reshape(n * g * h * w, cg)
     inside = (py > -1) & (py < h) & (px > -1) & (px < w)
+    # points outside (infinite or NaN offsets included) read 0: park them at 0 so that no inf − inf
+    # turns their zero weight into NaN
+    py, px = torch.where(inside, py, 0.0), torch.where(inside, px, 0.0)
     y0, x0 = torch.floor(py), torch.floor(px)
     ly, lx = py - y0, px - x0  # fractional parts carry the gradient w.r.t. the offsets
     y0, x0 = y0.long(), x0.long()

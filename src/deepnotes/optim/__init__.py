@@ -8,6 +8,7 @@ from deepnotes.core.registry import OPTIMIZERS
 from deepnotes.optim.adagrad import Adagrad
 from deepnotes.optim.adam import Adam
 from deepnotes.optim.feeding import STRATEGIES, batch_indices
+from deepnotes.optim.plain import adagrad_step, adam_step, rmsprop_step, sgd_step
 from deepnotes.optim.rmsprop import RMSProp
 from deepnotes.optim.sgd import SGD, Momentum
 
@@ -32,4 +33,8 @@ __all__ = [
     "Adam",
     "STRATEGIES",
     "batch_indices",
+    "adagrad_step",
+    "adam_step",
+    "rmsprop_step",
+    "sgd_step",
 ]

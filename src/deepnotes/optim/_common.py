@@ -69,8 +69,6 @@ def gather(group: dict, *, weight_decay: float = 0.0, maximize: bool = False):
 # Elements per multi-tensor call. One call over a whole large group makes every arithmetic step
 # stream all tensors through memory (and allocate every temporary at once); grouping tensors into
 # chunks of about this size keeps a chunk's operands cache-resident from one step to the next.
-# Measured on a 50-tensor, 5M-parameter MLP: one call per group took ~7x torch's per-tensor loop,
-# chunks of 2**16 elements ~0.55x.
 CHUNK_ELEMENTS = 1 << 16
 
 

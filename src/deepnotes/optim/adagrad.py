@@ -7,6 +7,10 @@
 
 The effective step ``lr_t / (sqrt(s) + eps)`` can only shrink, which is why Adagrad slows down
 on long runs (claim 3c). Twin of :class:`torch.optim.Adagrad`.
+
+This class runs the update over many tensors at once (multi-tensor ops, the algebra rearranged
+where it saves a pass); the same step for one tensor, as written above, is
+:func:`deepnotes.optim.plain.adagrad_step` (tested to agree).
 """
 
 from __future__ import annotations

@@ -8,6 +8,10 @@
 
 The corrections ``1 - beta**t`` undo the pull toward the zero initial moments in early steps.
 Twin of :class:`torch.optim.Adam` (L2 ``weight_decay`` added to the gradient, as torch does).
+
+This class runs the update over many tensors at once (multi-tensor ops, the algebra rearranged
+where it saves a pass); the same step for one tensor, as written above, is
+:func:`deepnotes.optim.plain.adam_step` (tested to agree).
 """
 
 from __future__ import annotations

@@ -8,6 +8,10 @@
 
 Because ``v`` is an exponential average, the effective step recovers when gradients shrink,
 unlike Adagrad's. Twin of :class:`torch.optim.RMSprop`.
+
+This class runs the update over many tensors at once (multi-tensor ops, the algebra rearranged
+where it saves a pass); the same step for one tensor, as written above, is
+:func:`deepnotes.optim.plain.rmsprop_step` (tested to agree).
 """
 
 from __future__ import annotations

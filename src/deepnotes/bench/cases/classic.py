@@ -98,3 +98,67 @@ def single_thread(fn):
             torch.set_num_threads(n)
 
     return run
+
+
+@bench_case(
+    "knn_clustered_highdim",
+    reference="sklearn.neighbors.NearestNeighbors(algorithm='brute').kneighbors",
+    requires=("sklearn",),
+    target=2.0,
+    description="kneighbors on 2,000 x 4,096 clustered points, 100 queries (the filter cannot "
+                "prune: bounded memory, float64 product) vs scikit-learn, identical neighbours",
+)
+def knn_clustered_case(quick: bool) -> list[BenchItem]:
+    import torch
+    from sklearn.neighbors import NearestNeighbors
+
+    from deepnotes.classic import kneighbors
+
+    rng = np.random.default_rng(0)
+    n, d = (1_000, 2_048) if quick else (2_000, 4_096)
+    centres = rng.normal(scale=10.0, size=(20, d))
+    X = centres[rng.integers(0, 20, n)] + 0.01 * rng.normal(size=(n, d))
+    Q = X[:100] + 0.001 * rng.normal(size=(100, d))
+    Xt, Qt = torch.from_numpy(X), torch.from_numpy(Q)
+
+    def ours():
+        return kneighbors(Qt, Xt, 5)
+
+    def ref():
+        return NearestNeighbors(n_neighbors=5, algorithm="brute").fit(X).kneighbors(Q)[1]
+
+    if not np.array_equal(ours().numpy(), ref()):
+        raise RuntimeError("knn_clustered_highdim: neighbours differ from scikit-learn")
+    size = f"{n}x{d} in 20 tight clusters, 100 queries, k=5"
+    return [BenchItem(size=size, ours=ours, reference=ref, repeats=5)]
+
+
+@bench_case(
+    "kmeans_float64_init",
+    reference="sklearn.cluster.KMeans(algorithm='lloyd')",
+    requires=("sklearn",),
+    target=1.0,
+    description="KMeans on a numpy float64 array with an explicit init array (10 centres, "
+                "50 iterations) vs scikit-learn",
+)
+def kmeans_float64_case(quick: bool) -> list[BenchItem]:
+    from sklearn.cluster import KMeans as SKKMeans
+
+    from deepnotes.classic import KMeans
+
+    n = 20_000 if quick else 100_000
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(n, 16))  # no cluster structure: every iteration moves points
+    init = X[:10].copy()
+
+    def ours():
+        return KMeans(10, init=init, max_iter=50, tol=0.0).fit(X)
+
+    def ref():
+        return SKKMeans(10, init=init, n_init=1, max_iter=50, tol=0.0, algorithm="lloyd").fit(X)
+
+    a, b = ours(), ref()
+    if a.n_iter_ != b.n_iter_ or abs(a.inertia_ - b.inertia_) > 1e-6 * abs(b.inertia_):
+        raise RuntimeError("kmeans_float64_init: result differs from scikit-learn")
+    return [BenchItem(size=f"{n}x16 float64 numpy, k=10, {b.n_iter_} iterations", ours=ours,
+                      reference=ref, repeats=3)]
