@@ -1,6 +1,36 @@
-"""Detection toolkit: region features — RoI operators and region proposals (sliding windows,
-Selective Search). Boxes, IoU, NMS, anchors, losses and mAP live beside them."""
+"""Object detection toolkit: boxes, the IoU family, NMS variants, anchors, matching, RoI operators,
+region proposals (sliding windows, Selective Search), box losses, mAP.
 
+Boxes are ``Tensor[N, 4]`` in ``xyxy`` unless said otherwise; names, argument order and defaults
+follow ``torchvision.ops`` and ``torchvision.models.detection``.
+"""
+
+from deepnotes.detection.anchors import AnchorGenerator, kmeans_anchors, wh_iou
+from deepnotes.detection.boxes import box_area, box_convert, clip_boxes_to_image, remove_small_boxes
+from deepnotes.detection.coder import BoxCoder, yolo_decode, yolo_encode
+from deepnotes.detection.iou import (
+    box_iou,
+    box_iou_paired,
+    complete_box_iou,
+    complete_box_iou_paired,
+    distance_box_iou,
+    distance_box_iou_paired,
+    generalized_box_iou,
+    generalized_box_iou_paired,
+)
+from deepnotes.detection.losses import (
+    complete_box_iou_loss,
+    distance_box_iou_loss,
+    eiou_loss,
+    generalized_box_iou_loss,
+    iou_loss,
+    repulsion_loss,
+    sigmoid_focal_loss,
+    smooth_l1_box_loss,
+)
+from deepnotes.detection.map import mean_average_precision, measure_fps
+from deepnotes.detection.matcher import BalancedPositiveNegativeSampler, Matcher
+from deepnotes.detection.nms import batched_nms, diou_nms, nms
 from deepnotes.detection.proposals import sliding_window_boxes
 from deepnotes.detection.roi_align import PSRoIAlign, RoIAlign, ps_roi_align, roi_align
 from deepnotes.detection.roi_common import rois_from_boxes
@@ -12,20 +42,55 @@ from deepnotes.detection.selective_search import (
     region_features,
     selective_search,
 )
+from deepnotes.detection.soft_nms import soft_nms
 
 __all__ = [
+    "AnchorGenerator",
+    "BalancedPositiveNegativeSampler",
+    "BoxCoder",
+    "Matcher",
     "PSRoIAlign",
     "RoIAlign",
     "RoIPool",
     "adjacency",
+    "batched_nms",
+    "box_area",
+    "box_convert",
+    "box_iou",
+    "box_iou_paired",
+    "clip_boxes_to_image",
+    "complete_box_iou",
+    "complete_box_iou_loss",
+    "complete_box_iou_paired",
+    "diou_nms",
+    "distance_box_iou",
+    "distance_box_iou_loss",
+    "distance_box_iou_paired",
+    "eiou_loss",
+    "generalized_box_iou",
+    "generalized_box_iou_loss",
+    "generalized_box_iou_paired",
     "hierarchical_grouping",
+    "iou_loss",
+    "kmeans_anchors",
+    "mean_average_precision",
+    "measure_fps",
+    "nms",
     "ps_roi_align",
     "region_features",
+    "remove_small_boxes",
+    "repulsion_loss",
     "roi_align",
     "roi_pool",
     "roi_spatial_pyramid_pool",
     "roi_warp",
     "rois_from_boxes",
     "selective_search",
+    "sigmoid_focal_loss",
     "sliding_window_boxes",
+    "smooth_l1_box_loss",
+    "soft_nms",
+    "wh_iou",
+    "yolo_decode",
+    "yolo_encode",
 ]

@@ -87,8 +87,9 @@ def roi_align(
     rois, size, scale = check_roi_args(input, boxes, output_size, spatial_scale, sampling_ratio)
     check_type("aligned", aligned, bool)
     n, c, h, w = input.shape
-    yi, wy, xi, wx = _bin_weights(rois, size, scale, sampling_ratio, 0.5 if aligned else 0.0,
-                                  None if aligned else 1.0, (h, w))
+    yi, wy, xi, wx = _bin_weights(
+        rois, size, scale, sampling_ratio, 0.5 if aligned else 0.0, None if aligned else 1.0, (h, w)
+    )
     table = input.permute(0, 2, 3, 1).reshape(n * h * w, c)  # one row per pixel, channels last
     cost = size[0] * size[1] * yi.shape[-1] * xi.shape[-1]
     parts = [
@@ -116,7 +117,11 @@ def ps_roi_align(
     c_out = c // (ph * pw)
     yi, wy, xi, wx = _bin_weights(rois, size, scale, sampling_ratio, 0.5, None, (h, w))
     # rows ordered (bin, image, pixel): bin j = p·PW + q owns channels c_out·PH·PW + j
-    table = input.view(n, c_out, ph * pw, h, w).permute(2, 0, 3, 4, 1).reshape(ph * pw * n * h * w, c_out)
+    table = (
+        input.view(n, c_out, ph * pw, h, w)
+        .permute(2, 0, 3, 4, 1)
+        .reshape(ph * pw * n * h * w, c_out)
+    )
     block = torch.arange(ph * pw, device=input.device)
     cost = ph * pw * yi.shape[-1] * xi.shape[-1]
     parts = [
@@ -129,13 +134,21 @@ def ps_roi_align(
 class RoIAlign(nn.Module):
     """Module form of :func:`roi_align` (torchvision's ``RoIAlign`` arguments)."""
 
-    def __init__(self, output_size, spatial_scale: float = 1.0, sampling_ratio: int = -1, aligned: bool = False):
+    def __init__(
+        self,
+        output_size,
+        spatial_scale: float = 1.0,
+        sampling_ratio: int = -1,
+        aligned: bool = False,
+    ):
         super().__init__()
         self.output_size, self.spatial_scale = output_size, spatial_scale
         self.sampling_ratio, self.aligned = sampling_ratio, aligned
 
     def forward(self, input: torch.Tensor, rois) -> torch.Tensor:
-        return roi_align(input, rois, self.output_size, self.spatial_scale, self.sampling_ratio, self.aligned)
+        return roi_align(
+            input, rois, self.output_size, self.spatial_scale, self.sampling_ratio, self.aligned
+        )
 
 
 class PSRoIAlign(nn.Module):
@@ -143,7 +156,11 @@ class PSRoIAlign(nn.Module):
 
     def __init__(self, output_size, spatial_scale: float = 1.0, sampling_ratio: int = -1):
         super().__init__()
-        self.output_size, self.spatial_scale, self.sampling_ratio = output_size, spatial_scale, sampling_ratio
+        self.output_size, self.spatial_scale, self.sampling_ratio = (
+            output_size,
+            spatial_scale,
+            sampling_ratio,
+        )
 
     def forward(self, input: torch.Tensor, rois) -> torch.Tensor:
         return ps_roi_align(input, rois, self.output_size, self.spatial_scale, self.sampling_ratio)

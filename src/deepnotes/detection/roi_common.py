@@ -30,7 +30,9 @@ def rois_from_boxes(boxes, dtype: torch.dtype | None = None) -> torch.Tensor:
     else:
         check_type("boxes", boxes, (torch.Tensor, list, tuple))
         if boxes.dim() != 2 or boxes.shape[1] != 5:
-            raise ValueError(f"boxes must be a Tensor[K, 5] or a list of Tensor[K_i, 4], got shape {tuple(boxes.shape)}")
+            raise ValueError(
+                f"boxes must be a Tensor[K, 5] or a list of Tensor[K_i, 4], got shape {tuple(boxes.shape)}"
+            )
         rois = boxes.to(dtype) if dtype is not None else boxes
     if not bool(torch.isfinite(rois).all()):
         raise ValueError("boxes must be finite (found NaN or inf)")
@@ -51,7 +53,10 @@ def check_roi_args(input, boxes, output_size, spatial_scale, sampling_ratio=None
     if isinstance(output_size, (tuple, list)):
         if len(output_size) != 2:
             raise ValueError(f"output_size must be an int or a pair (h, w), got {output_size!r}")
-        size = (check_int("output_size[0]", output_size[0], min=1), check_int("output_size[1]", output_size[1], min=1))
+        size = (
+            check_int("output_size[0]", output_size[0], min=1),
+            check_int("output_size[1]", output_size[1], min=1),
+        )
     else:
         size = (check_int("output_size", output_size, min=1),) * 2
     scale = check_float("spatial_scale", spatial_scale, min=0.0, min_inclusive=False)

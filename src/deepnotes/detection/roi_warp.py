@@ -42,5 +42,8 @@ def roi_warp(input: torch.Tensor, boxes, output_size, spatial_scale: float = 1.0
     rois, size, scale = check_roi_args(input, boxes, output_size, spatial_scale)
     n, c, h, w = input.shape
     table = input.permute(0, 2, 3, 1).reshape(n * h * w, c)
-    parts = [_warp(table, rois[s], size, scale, (h, w)) for s in roi_chunks(len(rois), size[0] * size[1] * 4 * c)]
+    parts = [
+        _warp(table, rois[s], size, scale, (h, w))
+        for s in roi_chunks(len(rois), size[0] * size[1] * 4 * c)
+    ]
     return torch.cat(parts) if parts else input.new_zeros(0, c, *size)
