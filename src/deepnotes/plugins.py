@@ -20,6 +20,7 @@ REGISTERING_PACKAGES = (
     "deepnotes.imbalance",
     "deepnotes.nn",
     "deepnotes.train",
+    "deepnotes.detection.models",
 )
 
 

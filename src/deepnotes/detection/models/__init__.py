@@ -1,0 +1,18 @@
+"""Detectors that train on a laptop CPU, one file each, with their losses written as in the papers.
+
+Every model is registered with ``task="detect"``; ``forward(images, targets=None)`` returns a
+dict of named loss terms in training mode and, in eval mode, one
+``{"boxes", "scores", "labels"}`` dict per image (torchvision's and torchmetrics' format).
+"""
+
+from deepnotes.detection.models.backbone import ConvBNAct, ResidualBlock, TinyResNet
+from deepnotes.detection.models.yolov1 import YOLOv1, yolov1_assign, yolov1_loss
+
+__all__ = [
+    "ConvBNAct",
+    "ResidualBlock",
+    "TinyResNet",
+    "YOLOv1",
+    "yolov1_assign",
+    "yolov1_loss",
+]
