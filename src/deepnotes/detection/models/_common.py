@@ -20,7 +20,7 @@ def check_images(images: torch.Tensor, in_shape) -> torch.Tensor:
     return images
 
 
-def flatten_targets(targets, batch: int, num_classes: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def flatten_targets(targets, batch: int, num_classes: int, device, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Targets (a list of ``{"boxes": Tensor[Ki, 4] xyxy, "labels": Tensor[Ki]}``, labels 1..C) →
     ``boxes (K, 4)``, ``labels (K,)`` in 0..C-1 and the image index ``(K,)`` of each box."""
     check_type("targets", targets, (list, tuple))
@@ -30,7 +30,7 @@ def flatten_targets(targets, batch: int, num_classes: int, device) -> tuple[torc
     for i, t in enumerate(targets):
         if not isinstance(t, dict) or "boxes" not in t or "labels" not in t:
             raise ValueError(f"targets[{i}] must be a dict with 'boxes' and 'labels'")
-        b = t["boxes"].reshape(-1, 4).to(device, torch.float32)
+        b = t["boxes"].reshape(-1, 4).to(device, dtype)
         lab = t["labels"].reshape(-1).to(device, torch.int64)
         if len(b) != len(lab):
             raise ValueError(f"targets[{i}]: {len(b)} boxes but {len(lab)} labels")

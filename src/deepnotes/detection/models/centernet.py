@@ -147,7 +147,7 @@ class CenterNet(nn.Module):
 
     def loss(self, logits, size, offset, targets) -> dict[str, torch.Tensor]:
         n, c, oh, ow = logits.shape
-        boxes, labels, image = flatten_targets(targets, n, c, logits.device)
+        boxes, labels, image = flatten_targets(targets, n, c, logits.device, logits.dtype)
         heat, cell, size_t, offset_t = centernet_targets(boxes, labels, image, n, c, (oh, ow), self.stride)
         k = len(boxes)
         size_p = size.flatten(2)[image, :, cell]  # (K, 2) at each object's peak

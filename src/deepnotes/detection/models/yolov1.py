@@ -94,7 +94,7 @@ def yolov1_loss(
     if c < 1:
         raise ValueError(f"pred's last dimension {pred.shape[3]} leaves no class scores for {b} boxes")
     image_hw = tuple(image_hw) if image_hw is not None else (s, s)
-    gt, labels, image = flatten_targets(targets, n, c, pred.device)
+    gt, labels, image = flatten_targets(targets, n, c, pred.device, pred.dtype)
     cell, chosen = yolov1_assign(gt, image, s, image_hw)
     gt, labels, cell = gt[chosen], labels[chosen], cell[chosen]
 
