@@ -5,13 +5,13 @@ dict of named loss terms in training mode and, in eval mode, one
 ``{"boxes", "scores", "labels"}`` dict per image (torchvision's and torchmetrics' format).
 """
 
+from deepnotes.detection.models.backbone import ConvBNAct, ResidualBlock, TinyResNet
 from deepnotes.detection.models.centernet import (
     CenterNet,
     centernet_heatmap_loss,
     centernet_targets,
     gaussian_radius,
 )
-from deepnotes.detection.models.backbone import ConvBNAct, ResidualBlock, TinyResNet
 from deepnotes.detection.models.yolov1 import YOLOv1, yolov1_assign, yolov1_loss
 
 __all__ = [
