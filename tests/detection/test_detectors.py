@@ -1,4 +1,4 @@
-"""The detectors: YOLOv1's loss against values computed by hand on a 2 × 2 grid, CenterNet's
+"""The detectors (FCOS's own targets in test_detectors_fcos.py): YOLOv1's loss against values computed by hand on a 2 × 2 grid, CenterNet's
 targets, heatmap loss (against a plain loop) and peak extraction, each detector's output format,
 its bad input, and that each one's loss falls when it trains a few steps on a handful of images."""
 
@@ -10,6 +10,7 @@ import torch
 from deepnotes.core.registry import MODELS
 from deepnotes.data import shapes
 from deepnotes.detection.models import (
+    FCOS,
     CenterNet,
     YOLOv1,
     centernet_heatmap_loss,
@@ -135,7 +136,7 @@ def test_centernet_peaks_become_boxes_without_nms():
     assert torch.allclose(out["boxes"][0], torch.tensor([6.0, 5.0, 14.0, 21.0]))
 
 
-DETECTORS = {"yolov1": dict(width=8), "centernet": dict(width=8)}
+DETECTORS = {"yolov1": dict(width=8), "centernet": dict(width=8), "fcos": dict(width=8, score_thresh=0.0)}
 
 
 def _few_images(n=4):
@@ -183,7 +184,7 @@ def test_detector_output_format(name):
         assert (det["scores"][:-1] >= det["scores"][1:]).all() and ((det["scores"] >= 0) & (det["scores"] <= 1)).all()
 
 
-@pytest.mark.parametrize("cls", [YOLOv1, CenterNet])
+@pytest.mark.parametrize("cls", [YOLOv1, CenterNet, FCOS])
 def test_detector_bad_input(cls):
     model = cls((3, 32, 32), 3, width=4)
     x, t = _few_images(2)

@@ -12,15 +12,20 @@ from deepnotes.detection.models.centernet import (
     centernet_targets,
     gaussian_radius,
 )
+from deepnotes.detection.models.fcos import FCOS, centerness_target, fcos_locations, fcos_targets
 from deepnotes.detection.models.yolov1 import YOLOv1, yolov1_assign, yolov1_loss
 
 __all__ = [
     "CenterNet",
+    "FCOS",
     "ConvBNAct",
     "ResidualBlock",
     "TinyResNet",
     "centernet_heatmap_loss",
     "centernet_targets",
+    "centerness_target",
+    "fcos_locations",
+    "fcos_targets",
     "gaussian_radius",
     "YOLOv1",
     "yolov1_assign",
