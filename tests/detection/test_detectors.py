@@ -194,6 +194,10 @@ def test_detector_bad_input(cls):
         model(x)
     with pytest.raises(ValueError, match="labels"):
         model(x, [t[0], {"boxes": torch.zeros(1, 4), "labels": torch.tensor([0])}])
+    with pytest.raises(ValueError, match="x2 >= x1"):
+        model(x, [t[0], {"boxes": torch.tensor([[5.0, 5.0, 2.0, 9.0]]), "labels": torch.tensor([1])}])
+    outside = {"boxes": torch.tensor([[-6.0, 20.0, 12.0, 40.0]]), "labels": torch.tensor([1])}
+    assert all(torch.isfinite(v) for v in model(x, [t[0], outside]).values())  # outside the image: trains
     with pytest.raises(ValueError, match="one dict per image"):
         model(x, t[:1])
     with pytest.raises(ValueError, match="in_shape"):

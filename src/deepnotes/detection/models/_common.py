@@ -22,7 +22,10 @@ def check_images(images: torch.Tensor, in_shape) -> torch.Tensor:
 
 def flatten_targets(targets, batch: int, num_classes: int, device, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Targets (a list of ``{"boxes": Tensor[Ki, 4] xyxy, "labels": Tensor[Ki]}``, labels 1..C) →
-    ``boxes (K, 4)``, ``labels (K,)`` in 0..C-1 and the image index ``(K,)`` of each box."""
+    ``boxes (K, 4)``, ``labels (K,)`` in 0..C-1 and the image index ``(K,)`` of each box.
+
+    Boxes reaching outside the image are allowed (each detector clamps the centre it assigns);
+    non-finite boxes or ``x2 < x1`` are a ``ValueError``."""
     check_type("targets", targets, (list, tuple))
     if len(targets) != batch:
         raise ValueError(f"targets must hold one dict per image ({batch}), got {len(targets)}")
@@ -32,6 +35,8 @@ def flatten_targets(targets, batch: int, num_classes: int, device, dtype=torch.f
             raise ValueError(f"targets[{i}] must be a dict with 'boxes' and 'labels'")
         b = t["boxes"].reshape(-1, 4).to(device, dtype)
         lab = t["labels"].reshape(-1).to(device, torch.int64)
+        if not bool(torch.isfinite(b).all()) or bool((b[:, 2:] < b[:, :2]).any()):
+            raise ValueError(f"targets[{i}]['boxes'] must be finite xyxy boxes with x2 >= x1 and y2 >= y1")
         if len(b) != len(lab):
             raise ValueError(f"targets[{i}]: {len(b)} boxes but {len(lab)} labels")
         if len(lab) and (int(lab.min()) < 1 or int(lab.max()) > num_classes):
