@@ -402,6 +402,7 @@ CLAIM_TEXT: dict[str, str] = {
     '16e': 'when the last batch norm of every residual branch is zero-initialized, every residual block without downsampling is exactly the identity at initialization.',
     '17r': "RoI Pooling's two quantizations misplace the pooled region; RoI Align's bilinear sampling keeps the features aligned with the box.",
     '17s': 'Selective Search, merging similar neighbouring regions, covers the objects with far fewer boxes than exhaustive sliding windows.',
+    '17y': 'a YOLOv1 grid cell predicts one object, so of two objects whose centres fall in one cell it detects only one.',
     '20a': 'saliency-type maps (saliency, guided backprop, Grad-CAM, occlusion) put their mass on the object (the ink of a digit) far more than chance.',
     '20b': 'occluding the most salient region drops the class score more than occluding a random region of the same size.',
     '20c': "neighbours in the last layer's feature space share the query's class more often than neighbours in pixel space.",
