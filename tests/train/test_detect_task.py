@@ -96,6 +96,10 @@ def test_evaluate_equals_the_toolkit_map_of_the_same_predictions(tmp_path):
     assert set(got) == set(get_task("detect").metrics)
     for k, v in got.items():
         assert v == pytest.approx(float(want[k]), abs=1e-6), k
+    predicted = trainer.predict(splits.test, batch_size=3)  # one dict per image, in order
+    assert len(predicted) == len(preds)
+    for p, q in zip(predicted, preds):
+        assert torch.allclose(p["boxes"], q["boxes"], atol=1e-4) and torch.equal(p["labels"], q["labels"])
 
 
 @pytest.fixture
