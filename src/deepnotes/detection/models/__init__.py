@@ -3,6 +3,12 @@
 Every model is registered with ``task="detect"``; ``forward(images, targets=None)`` returns a
 dict of named loss terms in training mode and, in eval mode, one
 ``{"boxes", "scores", "labels"}`` dict per image (torchvision's and torchmetrics' format).
+
+Input: a float ``Tensor[N, C, H, W]`` of exactly the ``in_shape`` given at construction — another
+size is a ``ValueError`` (``deepnotes detect`` converts files to RGB and resizes them, then maps
+the boxes back). Targets: ``boxes`` xyxy pixels, ``labels`` 1..C; an image may have no object;
+boxes reaching outside the image train (their centres are clamped into it); non-finite boxes or
+``x2 < x1`` are a ``ValueError``. Train them with ``deepnotes train --task detect --model NAME``.
 """
 
 from deepnotes.detection.models.backbone import ConvBNAct, ResidualBlock, TinyResNet
