@@ -162,3 +162,14 @@ def test_bad_input():
         clip_boxes_to_image(good, (10,))
     with pytest.raises(ValueError, match="eps must be >= 0"):
         distance_box_iou(good, good, eps=-1.0)
+
+
+def test_half_precision_boxes_are_widened_to_float32_like_torchvision():
+    b = rand_boxes(20, 9, dtype=torch.float16)
+    for ours, ref in ((box_iou, tvo.box_iou), (generalized_box_iou, tvo.generalized_box_iou)):
+        out, exp = ours(b, b), ref(b, b)
+        assert out.dtype == exp.dtype == torch.float32
+        # torchvision subtracts corners in float16 before widening, we widen first: same up to
+        # float16 rounding of the corner differences
+        torch.testing.assert_close(out, exp, rtol=0, atol=2e-3)
+    assert box_area(b).dtype == tvo.box_area(b).dtype

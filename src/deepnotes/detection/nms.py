@@ -234,9 +234,10 @@ def _nms(boxes, scores, iou_threshold, groups, criterion) -> torch.Tensor:
     """Greedy NMS; kept indices by rank.
 
     When boxes crowd around a few objects (a detector's raw output), the best-scored boxes
-    suppress most of the others. So the top :data:`HEAD` boxes are decided first and, if they
-    suppressed at least half of themselves (a crowded scene), everything the kept ones suppress
-    is dropped with one dense comparison; this repeats, and the sweep settles the rest. Exact: a box that a kept box
+    suppress most of the others. So if the best box alone suppresses at least 1 % of the boxes,
+    the top :data:`HEAD` boxes are decided first and, if they suppressed at least half of
+    themselves (a crowded scene), everything the kept ones suppress is dropped with one dense
+    comparison; this repeats, and the sweep settles the rest. Exact: a box that a kept box
     suppresses is suppressed in greedy NMS too, and the survivors only interact among themselves.
     """
     n = boxes.shape[0]
@@ -248,6 +249,11 @@ def _nms(boxes, scores, iou_threshold, groups, criterion) -> torch.Tensor:
     rank[order] = torch.arange(n)
     alive, kept = order, []
     while alive.numel() > max(2 * HEAD, HEAD_FROM):
+        # probe: the best box is kept; if it alone suppresses under 1 % of the others, the scene
+        # is not crowded and the sweep is cheaper than deciding the head first
+        probe = _suppressed_by(boxes, alive[:1], alive[1:], iou_threshold, groups, criterion)
+        if 100 * int(probe.sum()) < alive.numel():
+            break
         head, rest = alive[:HEAD], alive[HEAD:]
         head_kept = _greedy_subset(boxes, rank, head, iou_threshold, groups, criterion)
         if 2 * head_kept.numel() > HEAD:  # the best boxes barely suppress each other: sweep it all
