@@ -24,6 +24,7 @@ REGISTERING_PACKAGES = (
     "deepnotes.segmentation",
     "deepnotes.generative",
     "deepnotes.attention",
+    "deepnotes.detection.models",
 )
 
 

@@ -11,7 +11,7 @@ from deepnotes.data import DataSplits
 def test_every_dataset_honours_the_contract(name):
     splits = DATASETS.create(name, seed=0)
     assert isinstance(splits, DataSplits)
-    assert splits.task in (*TASKS.names(), "detect")  # "detect": the detection task lands with the detectors
+    assert splits.task in TASKS.names()
     assert DATASETS.meta(name).get("task", "classification") == splits.task, "registry metadata names its task"
     assert min(len(splits.train), len(splits.val), len(splits.test)) > 0
     item = splits.train[0]

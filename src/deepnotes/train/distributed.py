@@ -158,5 +158,17 @@ def all_gather_object(obj):
     return out
 
 
+def broadcast_buffers(module: torch.nn.Module) -> None:
+    """Give every rank rank 0's buffers (batch-norm running statistics), in place."""
+    on_gpu = dist.get_backend() == "nccl"
+    for buf in module.buffers():
+        if on_gpu or buf.device.type == "cpu":
+            dist.broadcast(buf, src=0)
+        else:
+            tmp = buf.detach().cpu()
+            dist.broadcast(tmp, src=0)
+            buf.copy_(tmp)
+
+
 def barrier() -> None:
     dist.barrier()

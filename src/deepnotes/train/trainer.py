@@ -270,8 +270,11 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         if self._dist:
-            from deepnotes.train.distributed import shard
+            from deepnotes.train.distributed import broadcast_buffers, shard
 
+            # each rank's batch-norm statistics drifted apart during training (DDP copies rank 0's
+            # only at the next training forward); evaluate every shard with rank 0's, as saved
+            broadcast_buffers(self.module)
             data = shard(data, self.rank, self.world_size)
         try:
             loader = self.task.loader(data, batch_size or self.batch_size) if len(data) else ()
