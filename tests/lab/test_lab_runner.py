@@ -1,6 +1,6 @@
 import json
-import os
 import re
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pytest
@@ -176,19 +176,26 @@ def test_bad_out_is_refused_before_any_claim_runs(tmp_path, capsys, fake_claim, 
     assert f.read_text() == "x"
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores file permissions")
-def test_read_only_out_is_refused_before_any_claim_runs(tmp_path, capsys, fake_claim):
+def test_read_only_out_is_refused_before_any_claim_runs(tmp_path, capsys, fake_claim, monkeypatch):
+    """A read-only file system (which refuses root too): simulated where the staging folder is made."""
+    import errno
+    import tempfile
+
     calls = []
     fake_claim(_fake(calls=calls))
     ro = tmp_path / "ro"
     ro.mkdir()
-    ro.chmod(0o555)
-    try:
-        assert main(["lab", "--quick", "--only", "99z", "--out", str(ro / "r")]) == 2
-        _one_line_error(capsys, "cannot be written")
-        assert calls == []
-    finally:
-        ro.chmod(0o755)
+    real_mkdtemp = tempfile.mkdtemp
+
+    def read_only(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir).resolve().is_relative_to(ro.resolve()):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_mkdtemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
+    assert main(["lab", "--quick", "--only", "99z", "--out", str(ro / "r")]) == 2
+    _one_line_error(capsys, "cannot be written")
+    assert calls == []
 
 
 def test_the_current_folder_is_not_replaced(tmp_path, monkeypatch, capsys, fake_claim):

@@ -81,7 +81,8 @@ def check_writable_folder(path: str | os.PathLike, what: str = "--out") -> Path:
     """Check that ``path`` is (or can become) a folder we can write into; ``ValueError`` otherwise.
 
     Run before any work starts, so that a bad output location is found at once, not after
-    minutes of training or measuring.
+    minutes of training or measuring. Nothing is created: a missing folder is judged by its
+    nearest existing ancestor.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
@@ -95,9 +96,10 @@ def check_writable_folder(path: str | os.PathLike, what: str = "--out") -> Path:
         raise ValueError(f"{what} {str(path)!r} lies under {str(probe)!r}, which is a file")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise ValueError(f"{what} {str(path)!r}: {str(probe)!r} is not writable")
-    try:  # os.access says yes to root on a read-only file system: try for real
-        path.mkdir(parents=True, exist_ok=True)
-        probe_file = path / f".write-test-{os.getpid()}"
+    # os.access says yes to root on a read-only file system: write a probe file for real, in the
+    # folder itself or in its nearest existing ancestor (nothing is created that stays behind)
+    probe_file = probe / f".write-test-{os.getpid()}"
+    try:
         probe_file.write_bytes(b"")
         probe_file.unlink()
     except OSError as exc:
