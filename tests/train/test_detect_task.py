@@ -5,9 +5,6 @@ mean_average_precision on the same predictions), exact resume, and the CLI end t
 import csv
 import functools
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -21,6 +18,7 @@ from deepnotes.detection import mean_average_precision
 from deepnotes.detection.models import YOLOv1
 from deepnotes.train import Trainer
 from deepnotes.train.tasks import get_task
+from tests._torchrun import run_two_ranks
 
 TINY = dict(n_train=12, n_val=4, n_test=4, image_size=32, max_objects=2, min_size=8, max_size=16)
 
@@ -208,17 +206,7 @@ DDP_SCRIPT = textwrap.dedent('''
 
 
 def test_ddp_gathers_every_rank_predictions_before_measuring_map(tmp_path):
-    script = tmp_path / "ddp_detect.py"
-    script.write_text(DDP_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
-           str(tmp_path), str(Path(__file__).parent)]
-    for _attempt in range(3):  # gloo's rare SIGABRT at teardown on a loaded machine (see test_train_ddp)
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env)
-        if proc.returncode == 0 or "SIGABRT" not in proc.stderr:
-            break
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    res = torch.load(tmp_path / "result.pt", weights_only=True)
+    res = run_two_ranks(DDP_SCRIPT, tmp_path, str(Path(__file__).parent), timeout=400)
     assert res["world"] == 2
     assert res["ddp"] == res["single"]  # the mAP of all 12 images, not of one rank's shard
     assert res["single"]["map_50"] > 0

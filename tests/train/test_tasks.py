@@ -3,10 +3,7 @@ resumes bitwise; a ratio metric is reduced correctly over DDP ranks; the CLI pic
 
 import csv
 import json
-import os
 import re
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -21,6 +18,7 @@ from deepnotes.core.registry import TASKS
 from deepnotes.data import TensorDataset
 from deepnotes.train import Callback, EarlyStopping, NonFiniteLossError, Trainer
 from deepnotes.train.tasks import ClassificationTask, StepContext, Task, get_task, model_fits
+from tests._torchrun import run_two_ranks
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -332,17 +330,7 @@ DDP_SCRIPT = textwrap.dedent('''
 
 
 def test_ddp_reduces_a_ratio_metric_over_unequal_shards(tmp_path):
-    script = tmp_path / "ddp_tasks.py"
-    script.write_text(DDP_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
-           str(tmp_path), str(Path(__file__).parent)]
-    for _attempt in range(3):  # gloo's rare SIGABRT at teardown on a loaded machine (see test_train_ddp)
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
-        if proc.returncode == 0 or "SIGABRT" not in proc.stderr:
-            break
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    res = torch.load(tmp_path / "result.pt", weights_only=True)
+    res = run_two_ranks(DDP_SCRIPT, tmp_path, str(Path(__file__).parent), timeout=240)
     assert res["world"] == 2
     assert res["ddp"]["sign_rate"] == res["single"]["sign_rate"]  # Σ hits / Σ targets over all 21
     assert res["ddp"]["loss"] == pytest.approx(res["single"]["loss"], rel=1e-12)
