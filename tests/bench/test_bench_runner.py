@@ -33,3 +33,24 @@ def test_select_cases():
     assert "trainer_overhead" in [c.name for c in select_cases(None)]
     with pytest.raises(UnknownNameError, match="unknown bench case 'nope'.*trainer_overhead"):
         select_cases(["nope"])
+
+
+def test_cpu_clock_counts_work_not_waiting(tmp_path):
+    """With ``clock="cpu"`` a sleeping function costs ~0 ms while a busy one costs its work."""
+    import time
+
+    def busy():
+        t0 = time.process_time()
+        while time.process_time() - t0 < 0.02:
+            pass
+
+    item = BenchItem("n=1", ours=busy, reference=lambda: time.sleep(0.02), repeats=3)
+    case = BenchCase("fake", "ref", (), None, lambda quick: [item], "")
+    wall = run_case(case, quick=False)[0]
+    cpu = run_case(case, quick=False, clock="cpu")[0]
+    assert wall.reference_ms >= 15 and cpu.reference_ms < 5
+    assert cpu.ours_ms >= 15
+    write_bench([cpu], tmp_path, clock="cpu")
+    assert "process CPU time" in (tmp_path / "bench.md").read_text()
+    with pytest.raises(ValueError, match="clock must be one of"):
+        run_case(case, quick=True, clock="gpu")

@@ -19,6 +19,7 @@ from deepnotes.detection import (
     distance_box_iou,
     distance_box_iou_paired,
     generalized_box_iou,
+    generalized_box_iou_loss,
     generalized_box_iou_paired,
     remove_small_boxes,
 )
@@ -173,3 +174,16 @@ def test_half_precision_boxes_are_widened_to_float32_like_torchvision():
         # float16 rounding of the corner differences
         torch.testing.assert_close(out, exp, rtol=0, atol=2e-3)
     assert box_area(b).dtype == tvo.box_area(b).dtype
+
+
+def test_box_checks_tell_overflowing_sides_from_non_finite_corners():
+    """The finite test runs on the sides; a side that overflows from finite corners is not an error."""
+    big = torch.tensor([[-3e38, 0.0, 3e38, 1.0]])  # x2 - x1 overflows float32 to inf
+    assert box_iou(big, big).shape == (1, 1)
+    with pytest.raises(ValueError, match="boxes1 must satisfy x2 >= x1"):
+        box_iou(torch.tensor([[3e38, 0.0, -3e38, 1.0], [0.0, 0.0, 1.0, 1.0]]), big)
+    for bad in (float("inf"), -float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="boxes2 must be finite"):
+            box_iou(big, torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.0, bad, 1.0, 2.0]]))
+    with pytest.raises(ValueError, match="boxes1 must be finite"):
+        generalized_box_iou_loss(torch.tensor([[0.0, 0.0, float("inf"), 1.0]]), torch.ones(1, 4))

@@ -24,6 +24,27 @@ def check_boxes(
     Integer boxes are accepted (as torchvision accepts them); ``bool`` and complex are not.
     ``fmt`` says how to read the sides: ``x2 - x1`` for ``xyxy``, the last two columns otherwise.
     """
+    _check_box_tensor(name, boxes, allow_1d)
+    if fmt == "xyxy":
+        _checked_sides(name, boxes)
+        return boxes
+    if boxes.is_floating_point() and not bool(torch.isfinite(boxes.sum())):
+        if not bool(torch.isfinite(boxes).all()):
+            raise ValueError(f"{name} must be finite (found NaN or inf)")
+    sides = boxes[..., 2:]
+    if sides.numel() and bool(sides.min() < 0):
+        _raise_inverted(name, boxes, sides, fmt)
+    return boxes
+
+
+def checked_sides(name: str, boxes: Any, *, allow_1d: bool = False) -> torch.Tensor:
+    """:func:`check_boxes` for ``xyxy`` boxes that also returns their sides ``(w, h)`` as a
+    ``(..., 2)`` tensor, so that a caller who needs the areas does not subtract twice."""
+    _check_box_tensor(name, boxes, allow_1d)
+    return _checked_sides(name, boxes)
+
+
+def _check_box_tensor(name: str, boxes: Any, allow_1d: bool) -> None:
     check_tensor(name, boxes)
     if boxes.dtype == torch.bool or boxes.is_complex():
         raise TypeError(f"{name} must hold real numbers, got dtype {boxes.dtype}")
@@ -33,19 +54,32 @@ def check_boxes(
     if not ok_shape:
         want = "(N, 4) or (4,)" if allow_1d else "(N, 4)"
         raise ValueError(f"{name} must have shape {want}, got {tuple(boxes.shape)}")
-    # one reduction decides the common case; the element-wise test only runs when it fails
-    # (a sum of finite values can overflow)
-    if boxes.is_floating_point() and not bool(torch.isfinite(boxes.sum())):
+
+
+def _checked_sides(name: str, boxes: torch.Tensor) -> torch.Tensor:
+    sides = boxes[..., 2:] - boxes[..., :2]
+    if not sides.numel():
+        return sides
+    # one pass decides the common case: the sides are finite exactly when the corners are
+    # (unless a difference of finite corners overflows, which the slow branch sorts out)
+    low, high = torch.aminmax(sides)
+    if boxes.is_floating_point() and not bool(torch.isfinite(torch.stack([low, high])).all()):
         if not bool(torch.isfinite(boxes).all()):
             raise ValueError(f"{name} must be finite (found NaN or inf)")
-    sides = boxes[..., 2:] - boxes[..., :2] if fmt == "xyxy" else boxes[..., 2:]
-    if sides.numel() and bool(sides.min() < 0):
-        what = "x2 >= x1 and y2 >= y1" if fmt == "xyxy" else "width >= 0 and height >= 0"
-        first = int(torch.nonzero((sides < 0).any(-1).reshape(-1))[0])
-        raise ValueError(
-            f"{name} must satisfy {what} ({fmt}); box {first} is {boxes.reshape(-1, 4)[first].tolist()}"
-        )
-    return boxes
+        negative = bool((boxes[..., 2:] < boxes[..., :2]).any())
+    else:
+        negative = bool(low < 0)
+    if negative:
+        _raise_inverted(name, boxes, sides, "xyxy")
+    return sides
+
+
+def _raise_inverted(name: str, boxes: torch.Tensor, sides: torch.Tensor, fmt: str) -> None:
+    what = "x2 >= x1 and y2 >= y1" if fmt == "xyxy" else "width >= 0 and height >= 0"
+    first = int(torch.nonzero((sides < 0).any(-1).reshape(-1))[0])
+    raise ValueError(
+        f"{name} must satisfy {what} ({fmt}); box {first} is {boxes.reshape(-1, 4)[first].tolist()}"
+    )
 
 
 def check_scores(name: str, scores: Any, n: int) -> torch.Tensor:

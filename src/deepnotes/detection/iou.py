@@ -107,6 +107,13 @@ def aspect_consistency(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (4 / math.pi**2) * (ang_b - ang_a) ** 2
 
 
+def aspect_consistency_of_sides(sa: torch.Tensor, sb: torch.Tensor) -> torch.Tensor:
+    """:func:`aspect_consistency` of two equal-shape sets of boxes given by their sides ``(w, h)``."""
+    # both sets' angles in one call, on contiguous widths and heights
+    ang = torch.atan2(torch.stack([sa[..., 0], sb[..., 0]]), torch.stack([sa[..., 1], sb[..., 1]]))
+    return (4 / math.pi**2) * (ang[1] - ang[0]) ** 2
+
+
 def _eps(eps: float) -> float:
     return check_float("eps", eps, min=0.0)
 

@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 
 from deepnotes.core.checks import check_float, check_tensor
-from deepnotes.detection._validate import check_boxes, upcast
-from deepnotes.detection.iou import aspect_consistency
+from deepnotes.detection._validate import check_boxes, checked_sides, upcast
+from deepnotes.detection.iou import aspect_consistency_of_sides
 from deepnotes.losses._common import check_reduction
 from deepnotes.losses.regression import smooth_l1_loss
 
@@ -46,8 +46,9 @@ def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
 
 
 def _prepare(boxes1, boxes2, reduction, eps):
-    check_boxes("boxes1", boxes1, allow_1d=True)
-    check_boxes("boxes2", boxes2, allow_1d=True)
+    """Checked, widened boxes and their sides ``(w, h)``."""
+    sides1 = checked_sides("boxes1", boxes1, allow_1d=True)
+    sides2 = checked_sides("boxes2", boxes2, allow_1d=True)
     if boxes1.shape != boxes2.shape:
         raise ValueError(
             f"boxes1 and boxes2 must have the same shape, got {tuple(boxes1.shape)} and {tuple(boxes2.shape)}"
@@ -55,17 +56,17 @@ def _prepare(boxes1, boxes2, reduction, eps):
     check_reduction(reduction)
     check_float("eps", eps, min=0.0)
     up = lambda t: t if t.dtype in (torch.float32, torch.float64) else t.float()  # noqa: E731
-    return up(boxes1), up(boxes2)
+    return up(boxes1), up(boxes2), up(sides1), up(sides2)
 
 
-def _iou_union(a: torch.Tensor, b: torch.Tensor, eps: float):
-    """IoU (with eps) and the union, in torchvision's arithmetic."""
+def _iou_union(a: torch.Tensor, b: torch.Tensor, sa: torch.Tensor, sb: torch.Tensor, eps: float):
+    """IoU (with eps) and the union, in torchvision's arithmetic (``sa``, ``sb``: the sides)."""
     x1, y1, x2, y2 = a.unbind(-1)
     x1g, y1g, x2g, y2g = b.unbind(-1)
     iw = (torch.min(x2, x2g) - torch.max(x1, x1g)).clamp_(min=0)
     ih = (torch.min(y2, y2g) - torch.max(y1, y1g)).clamp_(min=0)
     inter = iw * ih
-    union = (x2 - x1) * (y2 - y1) + (x2g - x1g) * (y2g - y1g) - inter
+    union = sa[..., 0] * sa[..., 1] + sb[..., 0] * sb[..., 1] - inter
     return inter / (union + eps), union
 
 
@@ -87,23 +88,24 @@ def iou_loss(
     boxes1: torch.Tensor, boxes2: torch.Tensor, reduction: str = "none", eps: float = 1e-7
 ) -> torch.Tensor:
     """``1 − IoU`` element-wise."""
-    a, b = _prepare(boxes1, boxes2, reduction, eps)
-    return _reduce(1 - _iou_union(a, b, eps)[0], reduction)
+    a, b, sa, sb = _prepare(boxes1, boxes2, reduction, eps)
+    return _reduce(1 - _iou_union(a, b, sa, sb, eps)[0], reduction)
 
 
 def generalized_box_iou_loss(
     boxes1: torch.Tensor, boxes2: torch.Tensor, reduction: str = "none", eps: float = 1e-7
 ) -> torch.Tensor:
     """``1 − GIoU`` element-wise (torchvision's ``generalized_box_iou_loss``)."""
-    a, b = _prepare(boxes1, boxes2, reduction, eps)
-    iou, union = _iou_union(a, b, eps)
+    a, b, sa, sb = _prepare(boxes1, boxes2, reduction, eps)
+    iou, union = _iou_union(a, b, sa, sb, eps)
     cw, ch = _enclosing(a, b)
     area_c = cw * ch
-    return _reduce(1 - (iou - (area_c - union) / (area_c + eps)), reduction)
+    gap = (area_c - union).div_(area_c + eps)  # the share of C that neither box covers
+    return _reduce(gap.sub_(iou).add_(1), reduction)  # 1 − (IoU − gap), on gap's storage
 
 
-def _diou_loss(a, b, eps):
-    iou, _ = _iou_union(a, b, eps)
+def _diou_loss(a, b, sa, sb, eps):
+    iou, _ = _iou_union(a, b, sa, sb, eps)
     cw, ch = _enclosing(a, b)
     return 1 - iou + _centre_distance2(a, b) / (cw**2 + ch**2 + eps), iou, cw, ch
 
@@ -112,8 +114,8 @@ def distance_box_iou_loss(
     boxes1: torch.Tensor, boxes2: torch.Tensor, reduction: str = "none", eps: float = 1e-7
 ) -> torch.Tensor:
     """``1 − DIoU`` element-wise (torchvision's ``distance_box_iou_loss``)."""
-    a, b = _prepare(boxes1, boxes2, reduction, eps)
-    return _reduce(_diou_loss(a, b, eps)[0], reduction)
+    a, b, sa, sb = _prepare(boxes1, boxes2, reduction, eps)
+    return _reduce(_diou_loss(a, b, sa, sb, eps)[0], reduction)
 
 
 def complete_box_iou_loss(
@@ -121,9 +123,9 @@ def complete_box_iou_loss(
 ) -> torch.Tensor:
     """``1 − CIoU`` element-wise (torchvision's ``complete_box_iou_loss``; its DIoU part uses
     the default ``eps`` whatever ``eps`` is passed, and so does this)."""
-    a, b = _prepare(boxes1, boxes2, reduction, eps)
-    loss, iou, _, _ = _diou_loss(a, b, 1e-7)
-    v = aspect_consistency(a, b)
+    a, b, sa, sb = _prepare(boxes1, boxes2, reduction, eps)
+    loss, iou, _, _ = _diou_loss(a, b, sa, sb, 1e-7)
+    v = aspect_consistency_of_sides(sa, sb)
     with torch.no_grad():
         alpha = v / (1 - iou + v + eps)
     return _reduce(loss + alpha * v, reduction)
@@ -133,10 +135,9 @@ def eiou_loss(
     boxes1: torch.Tensor, boxes2: torch.Tensor, reduction: str = "none", eps: float = 1e-7
 ) -> torch.Tensor:
     """EIoU: the DIoU loss plus the width and height gaps over the enclosing box's sides."""
-    a, b = _prepare(boxes1, boxes2, reduction, eps)
-    loss, _, cw, ch = _diou_loss(a, b, eps)
-    dw = (a[..., 2] - a[..., 0]) - (b[..., 2] - b[..., 0])
-    dh = (a[..., 3] - a[..., 1]) - (b[..., 3] - b[..., 1])
+    a, b, sa, sb = _prepare(boxes1, boxes2, reduction, eps)
+    loss, _, cw, ch = _diou_loss(a, b, sa, sb, eps)
+    dw, dh = (sa - sb).unbind(-1)
     return _reduce(loss + dw**2 / (cw**2 + eps) + dh**2 / (ch**2 + eps), reduction)
 
 
