@@ -42,8 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from deepnotes.core.threads import torch_threads
+
     try:
-        return int(args.func(args) or 0)
+        with torch_threads(None):  # a command may set the thread count; the caller gets its own back
+            return int(args.func(args) or 0)
     except (UnknownNameError, ValueError, TypeError, CheckpointError, FileNotFoundError) as exc:
         msg = str(exc) if not isinstance(exc, KeyError) else exc.__str__()
         print(f"deepnotes {args.command}: error: {msg}", file=sys.stderr)

@@ -24,19 +24,36 @@ def interactive() -> bool:
     return sys.stderr.isatty()
 
 
+THREADS_HELP = ("torch intra-op threads: a number, or 'auto' (default): the cores other processes leave "
+                "free (1-minute load average), at most torch's choice — 1 on a busy machine")
+
+
 def add_threads_option(parser) -> None:
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads (default: torch's choice; 1 is often fastest on a busy machine)")
+    parser.add_argument("--threads", default="auto", help=THREADS_HELP)
 
 
-def apply_threads(args) -> None:
-    """Set torch's intra-op thread count from ``--threads`` (validated) for this command."""
-    if getattr(args, "threads", None) is not None:
-        import torch
+def thread_count(value) -> int:
+    """``--threads``: ``'auto'`` (or None) → :func:`deepnotes.core.threads.auto_threads`, else a
+    positive integer."""
+    from deepnotes.core.checks import check_int
+    from deepnotes.core.threads import auto_threads
 
-        from deepnotes.core.checks import check_int
+    if value is None or value == "auto":
+        return auto_threads()
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"--threads must be a positive integer or 'auto', got {value!r}") from None
+    return check_int("--threads", number, min=1)
 
-        torch.set_num_threads(check_int("--threads", args.threads, min=1))
+
+def apply_threads(args) -> int:
+    """Set torch's intra-op thread count from ``--threads`` for this command; returns it."""
+    import torch
+
+    n = thread_count(getattr(args, "threads", "auto"))
+    torch.set_num_threads(n)
+    return n
 
 
 def say(con, text: str) -> None:

@@ -12,7 +12,7 @@ import time
 
 from rich.table import Table
 
-from deepnotes.commands._common import console, split_names
+from deepnotes.commands._common import THREADS_HELP, console, split_names, thread_count
 
 FULL_OUT = "lab-report"
 PARTIAL_OUT = "lab-report-partial"
@@ -27,7 +27,7 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="let a partial run (--only) replace a full report")
     p.add_argument("--seed", type=int, default=0, help="seed passed to every experiment (default: 0)")
     p.add_argument("--list", action="store_true", help="list the registered claims and exit")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--threads", default="auto", help=THREADS_HELP)
     p.set_defaults(func=run)
 
 
@@ -46,18 +46,16 @@ def run(args) -> int:
             con.print(f"{c.id:>5}  ch{c.chapter:<3} {c.kind:<15} expected {c.expected:<8} {c.title}")
         return 0
     check_int("--seed", args.seed, min=0)
-    if args.threads is not None:
-        check_int("--threads", args.threads, min=1)
+    threads = thread_count(args.threads)
     partial = only is not None
     all_ids = {c.id for c in select_claims(None)}
     partial = partial and {c.id for c in claims} != all_ids
     out = prepare_output(args.out or (PARTIAL_OUT if partial else FULL_OUT), partial=partial, all_ids=all_ids,
                          force=args.force)
     try:
-        if args.threads is not None:
-            import torch
+        import torch
 
-            torch.set_num_threads(args.threads)
+        torch.set_num_threads(threads)
         t0 = time.perf_counter()
         records = []
         for c in claims:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -21,16 +22,16 @@ F = TypeVar("F", bound=Callable)
 
 @contextlib.contextmanager
 def torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``n`` torch intra-op threads (``None``: leave the setting alone)."""
+    """Run the block with ``n`` torch intra-op threads (``None``: do not change it on entry); the
+    count in force before the block is restored after it either way."""
     old = torch.get_num_threads()
-    if n is None or n == old:
-        yield
-        return
-    torch.set_num_threads(n)
+    if n is not None and n != old:
+        torch.set_num_threads(n)
     try:
         yield
     finally:
-        torch.set_num_threads(old)
+        if torch.get_num_threads() != old:
+            torch.set_num_threads(old)
 
 
 def single_threaded(fn: F) -> F:
@@ -42,3 +43,23 @@ def single_threaded(fn: F) -> F:
             return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def auto_threads(default: int | None = None, load: float | None = None, cores: int | None = None) -> int:
+    """The intra-op thread count a command uses when none is given: the cores that other
+    processes leave free, at least 1 and at most torch's current setting.
+
+    ``free = cores − (1-minute load average)``, rounded: on a quiet machine this is torch's own
+    choice; when other jobs keep the cores busy it drops to 1, where torch's pool would only
+    make the threads wait for each other. ``default``, ``load`` and ``cores`` default to
+    ``torch.get_num_threads()``, ``os.getloadavg()[0]`` and ``os.cpu_count()`` (given for tests).
+    Where the load average is unknown (not every platform has one), torch's setting is kept.
+    """
+    default = torch.get_num_threads() if default is None else default
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):
+            return default
+    cores = os.cpu_count() or 1 if cores is None else cores
+    return max(1, min(default, round(cores - load)))
