@@ -54,3 +54,23 @@ def test_cpu_clock_counts_work_not_waiting(tmp_path):
     assert "process CPU time" in (tmp_path / "bench.md").read_text()
     with pytest.raises(ValueError, match="clock must be one of"):
         run_case(case, quick=True, clock="gpu")
+
+
+def test_busy_cores_start_and_stop():
+    from deepnotes.bench.runner import busy_cores
+
+    with busy_cores(1, max_seconds=30) as procs:
+        assert len(procs) == 1 and procs[0].poll() is None  # spinning
+    assert procs[0].poll() is not None  # stopped with the block
+    with pytest.raises(ValueError, match="n must be >= 1"), busy_cores(0):
+        pass
+
+
+def test_bench_command_busy_column(tmp_path):
+    from deepnotes.cli import main
+
+    assert main(["bench", "--quick", "--only", "giou_loss", "--busy", "--threads", "1", "--clock", "cpu",
+                 "--out", str(tmp_path)]) == 0
+    row = json.loads((tmp_path / "bench.json").read_text())[0]
+    assert row["ratio"] > 0 and row["busy_ratio"] > 0
+    assert "busy ratio" in (tmp_path / "bench.md").read_text()

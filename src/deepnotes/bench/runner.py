@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import json
+import os
 import pkgutil
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +30,7 @@ class BenchRow:
     reference: str
     target: float | None
     note: str = ""
+    busy_ratio: float | None = None  # the same item timed while other processes keep every core busy
 
     def to_json(self) -> dict:
         return {
@@ -37,7 +42,33 @@ class BenchRow:
             "reference": self.reference,
             "target": self.target,
             "note": self.note,
+            "busy_ratio": self.busy_ratio,
         }
+
+
+_SPIN = "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end:\n    pass\n"
+
+
+@contextlib.contextmanager
+def busy_cores(n: int | None = None, max_seconds: float = 3600.0):
+    """Keep ``n`` cores (default: all) busy with spinning child processes while the block runs.
+
+    Each child spins for at most ``max_seconds`` even if this process dies without cleaning up.
+    """
+    n = os.cpu_count() or 1 if n is None else n
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    procs = [subprocess.Popen([sys.executable, "-c", _SPIN.format(seconds=float(max_seconds))],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for _ in range(n)]
+    try:
+        time.sleep(0.2)  # let them start spinning
+        yield procs
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
 
 
 def load_cases():
@@ -114,21 +145,25 @@ def write_bench(rows: list[BenchRow], out: Path, clock: str = "wall") -> None:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "bench.json", json.dumps([r.to_json() for r in rows], indent=2) + "\n")
+    busy = any(r.busy_ratio is not None for r in rows)
     lines = [
         "# deepnotes benchmarks",
         "",
         f"Median {'wall' if clock == 'wall' else 'process CPU'} time of alternating runs in one process; "
-        "ratio = ours / reference (lower is better).",
+        "ratio = ours / reference (lower is better)."
+        + (" Busy ratio: the same, timed again while spinning processes kept every core busy." if busy else ""),
         "",
-        "| case | size | ours (ms) | reference (ms) | ratio | target | reference |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "| case | size | ours (ms) | reference (ms) | ratio |" + (" busy ratio |" if busy else "")
+        + " target | reference |",
+        "|---|---|---:|---:|---:|" + ("---:|" if busy else "") + "---:|---|",
     ]
     for r in rows:
+        extra = (" – |" if r.busy_ratio is None else f" {r.busy_ratio:.3f} |") if busy else ""
         if r.ratio is None:
-            lines.append(f"| {r.case} | {r.size} | – | – | – | {_t(r.target)} | {r.reference}: {r.note} |")
+            lines.append(f"| {r.case} | {r.size} | – | – | – |{extra} {_t(r.target)} | {r.reference}: {r.note} |")
         else:
             lines.append(
-                f"| {r.case} | {r.size} | {r.ours_ms:.3f} | {r.reference_ms:.3f} | {r.ratio:.3f} | "
+                f"| {r.case} | {r.size} | {r.ours_ms:.3f} | {r.reference_ms:.3f} | {r.ratio:.3f} |{extra} "
                 f"{_t(r.target)} | {r.reference} |"
             )
     atomic_write_text(out / "bench.md", "\n".join(lines) + "\n")
