@@ -208,3 +208,27 @@ def test_readable_lloyd_relocates_empty_clusters_like_sklearn():
     ref = SKKMeans(3, init=init, n_init=1, tol=0.0, algorithm="lloyd").fit(X)
     assert labels.tolist() == ref.labels_.tolist() and n_iter == ref.n_iter_
     assert_iterative(centers, torch.from_numpy(ref.cluster_centers_))
+
+
+def test_kmeans_plusplus_far_from_the_origin_draws_the_same_rows():
+    # the seeding works on centred data: an offset of 1e4 must not change the draws
+    X = torch.randn(500, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    near = kmeans_plusplus(X, 20, torch.Generator().manual_seed(1))
+    far = kmeans_plusplus(X + 1e4, 20, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(far - 1e4, near, rtol=0, atol=1e-9)  # the same points drawn
+    assert bool(((X + 1e4)[:, None] == far[None]).all(-1).any(0).all())  # seeds are rows of X
+
+
+def test_kmeans_plusplus_second_seed_follows_the_squared_distance_law():
+    # one candidate draw per step when k = 2 gives 2 + ln 2 -> 2 candidates; with points at 0, 0,
+    # 1 and 3 and the first seed at 0, the second is 3 unless both candidates are 1: P = 1 - 0.1²
+    X = torch.tensor([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [3.0, 0.0]], dtype=torch.float64)
+    far = total = 0
+    for seed in range(600):
+        seeds = kmeans_plusplus(X, 2, torch.Generator().manual_seed(seed))
+        if float(seeds[0, 0]) == 0.0:
+            total += 1
+            far += float(seeds[1, 0]) == 3.0
+            assert float(seeds[1, 0]) != 0.0  # a point at distance 0 has probability 0
+    p = 1 - 0.1**2
+    assert abs(far / total - p) < 4 * np.sqrt(p * (1 - p) / total) + 1e-9

@@ -33,9 +33,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import torch
-
 import numpy as np
+import torch
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.utils import check_random_state
 
@@ -47,6 +46,11 @@ from deepnotes.core.seeding import make_generator
 # Rows per block with one thread: the block of X (1 MB) and its scores stay in L2 between the
 # passes (smaller blocks pay Python overhead per op; `deepnotes bench` has the figures).
 _CHUNK = 8192
+# With many centres the block shrinks so that its ``k × block`` scores (the reductions pass over
+# them five times) stay near this many cells (2 MB of float64) instead of spilling the cache.
+_CELLS = 1 << 18
+# Above this many centres ``torch.min`` with indices beats the amin / mask / amax passes.
+_FEW = 64
 
 
 class _Nearest:
@@ -59,23 +63,28 @@ class _Nearest:
 
     * scores are laid out ``(k, block)``: the GEMM is faster in that shape and reductions over
       dim 0 vectorize across the block;
-    * ``torch.min(dim=0)`` with indices is much slower than ``amin``, so the index of the first
-      minimum is found as ``amin`` → ``le`` mask → ``amax`` of ``mask · (k − 1 − j)`` in uint8
-      (ties go to the first centre, like sklearn's strict ``<``);
+    * for a few centres ``torch.min(dim=0)`` with indices is much slower than ``amin``, so the
+      index of the first minimum is found as ``amin`` → ``le`` mask → ``amax`` of
+      ``mask · (k − 1 − j)`` in uint8 (ties go to the first centre, like sklearn's strict ``<``);
+      for many centres (cluster-centroid under-sampling) ``torch.min``, which also returns the
+      first minimum, is cheaper, and the block shrinks to keep its scores in cache;
     * every temporary lives in a buffer allocated once: fresh tensors per block cost page faults.
     """
 
     def __init__(self, X: torch.Tensor, k: int):
         self.X, self.k = X, k
         n = X.shape[0]
-        self.chunk = min(_CHUNK, n)
+        self.chunk = min(_CHUNK, n, max(64, _CELLS // k))
         rdt = torch.uint8 if k <= 255 else torch.int32
         kw = {"device": X.device}
         self.rank = torch.arange(k - 1, -1, -1, dtype=rdt, **kw).unsqueeze(1)
         self.top = torch.tensor(k - 1, dtype=torch.int64, **kw)
-        self.scores = torch.empty(k, self.chunk, dtype=X.dtype, **kw)
-        self.mask = torch.empty(k, self.chunk, dtype=torch.bool, **kw)
-        self.ranked = torch.empty(k, self.chunk, dtype=rdt, **kw)
+        # many centres: points in rows, so that the min runs along contiguous memory
+        shape = (self.chunk, k) if k > _FEW else (k, self.chunk)
+        self.scores = torch.empty(shape, dtype=X.dtype, **kw)
+        few = (k, self.chunk) if k <= _FEW else (0, 0)  # buffers of the few-centres path
+        self.mask = torch.empty(few, dtype=torch.bool, **kw)
+        self.ranked = torch.empty(few, dtype=rdt, **kw)
         self.first = torch.empty(self.chunk, dtype=rdt, **kw)
 
     def __call__(self, centers, labels, best, second=None) -> None:
@@ -86,7 +95,16 @@ class _Nearest:
         for i in range(0, X.shape[0], chunk):  # blocks of rows, not a loop over samples
             xb = X[i : i + chunk]
             m = xb.shape[0]
-            s, b = self.scores[:, :m], best[i : i + m]
+            b = best[i : i + m]
+            if self.k > _FEW:  # many centres: one min with indices (the first minimum) is cheaper
+                s = self.scores[:m]
+                torch.addmm(c_sq.T, xb, neg2c.T, out=s)
+                torch.min(s, 1, out=(b, labels[i : i + m]))
+                if second is not None:
+                    s.scatter_(1, labels[i : i + m].unsqueeze(1), math.inf)
+                    torch.amin(s, 1, out=second[i : i + m])
+                continue
+            s = self.scores[:, :m]
             torch.addmm(c_sq, neg2c, xb.T, out=s)
             torch.amin(s, 0, out=b)
             torch.le(s, b, out=self.mask[:, :m])
@@ -217,25 +235,46 @@ def _update(X, centers, labels, sums, counts):
     return sums / counts.unsqueeze(1)
 
 
-def kmeans_plusplus(X: torch.Tensor, n_clusters: int, generator: torch.Generator) -> torch.Tensor:
+def kmeans_plusplus(
+    X: torch.Tensor,
+    n_clusters: int,
+    generator: torch.Generator,
+    n_local_trials: int | None = None,
+) -> torch.Tensor:
     """Greedy k-means++ seeding (Arthur & Vassilvitskii, with ``2 + ln k`` candidates per step as in sklearn).
+
+    Each step draws ``n_local_trials`` candidates (default ``2 + ln k``, scikit-learn's; 1 is
+    the original k-means++) with probability ∝ the squared distance to the nearest chosen
+    centre and keeps the one that lowers the total most. Distances are computed on the data
+    centred on its mean (far from the origin they would cancel); the seeds are rows of ``X``.
 
     X : Tensor[n, d] → Tensor[n_clusters, d]
     """
     n = X.shape[0]
-    trials = 2 + int(math.log(n_clusters))
+    trials = 2 + int(math.log(n_clusters)) if n_local_trials is None else n_local_trials
+    Xc = X - X.mean(0)
+    x_sq = (Xc * Xc).sum(1)
+
+    def sq_dist(rows: torch.Tensor) -> torch.Tensor:  # ‖x − c‖² for the rows c, (len(rows), n)
+        return (x_sq[rows].unsqueeze(1) - 2 * Xc[rows] @ Xc.T + x_sq).clamp_min_(0)
+
     first = int(torch.randint(n, (1,), generator=generator))
-    centers = [X[first]]
-    closest = ((X - X[first]) ** 2).sum(1)
+    chosen = [first]
+    closest = sq_dist(torch.tensor([first], device=X.device))[0]
     for _ in range(1, n_clusters):  # one step per centre; each step is vectorized over points
-        probs = closest / closest.sum() if closest.sum() > 0 else torch.full_like(closest, 1.0 / n)
-        cand = torch.multinomial(probs, trials, replacement=True, generator=generator)
-        d_cand = torch.cdist(X[cand], X).pow_(2)  # (trials, n)
-        pot = torch.minimum(closest, d_cand).sum(1)
-        best = int(pot.argmin())
-        closest = torch.minimum(closest, d_cand[best])
-        centers.append(X[cand[best]])
-    return torch.stack(centers)
+        # draw ∝ closest: uniform numbers placed on the cumulative sum (what multinomial does,
+        # without rebuilding its tables every step)
+        cdf = torch.cumsum(closest, 0)
+        if float(cdf[-1]) > 0:
+            u = torch.rand(trials, generator=generator, dtype=cdf.dtype) * cdf[-1]
+            cand = torch.searchsorted(cdf, u, right=True).clamp_max_(n - 1)
+        else:  # every point is a chosen centre already
+            cand = torch.randint(n, (trials,), generator=generator)
+        d_cand = torch.minimum(closest, sq_dist(cand))  # (trials, n)
+        best = int(d_cand.sum(1).argmin())
+        closest = d_cand[best]
+        chosen.append(int(cand[best]))
+    return X[torch.tensor(chosen, device=X.device)].clone()
 
 
 class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):

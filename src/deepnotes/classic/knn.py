@@ -20,9 +20,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import torch
-
 import numpy as np
+import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import column_or_1d
 
