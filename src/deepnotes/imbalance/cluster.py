@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from deepnotes.classic.kmeans import KMeans, kmeans_plusplus
+from deepnotes.classic.kmeans import KMeans
+from deepnotes.classic.kmeans_plusplus import kmeans_plusplus
 from deepnotes.core.checks import check_float, check_int
 from deepnotes.core.seeding import make_generator
 from deepnotes.imbalance._base import (
