@@ -377,3 +377,24 @@ def test_error_average_precision_multiclass_pos_label():
     y, proba, _ = _multiclass(16)
     with pytest.raises(ValueError, match="pos_label"):
         average_precision(y, proba, pos_label=2)
+
+
+def test_sample_weight_regression():
+    from deepnotes.metrics import mae, mape, rmse
+
+    rng = np.random.default_rng(17)
+    for shape in ((80,), (80, 3)):
+        yt = rng.normal(size=shape) + 3.0
+        yp = yt + rng.normal(size=shape)
+        w = rng.random(80) * 2
+        assert mae(yt, yp, sample_weight=w) == pytest.approx(
+            skm.mean_absolute_error(yt, yp, sample_weight=w), **APPROX
+        )
+        assert rmse(yt, yp, sample_weight=w) == pytest.approx(
+            skm.root_mean_squared_error(yt, yp, sample_weight=w), **APPROX
+        )
+        assert mape(yt, yp, sample_weight=w) == pytest.approx(
+            skm.mean_absolute_percentage_error(yt, yp, sample_weight=w), **APPROX
+        )
+    with pytest.raises(ValueError, match="sample_weight"):
+        mae([1.0, 2.0], [1.0, 2.0], sample_weight=[0.0, 0.0])
