@@ -11,6 +11,11 @@ from deepnotes.classic import KMeans, NotFittedError, kmeans_plusplus
 from tests._reference import assert_iterative
 
 
+def _t(a):
+    """numpy out for numpy in: compare as tensors."""
+    return torch.as_tensor(a)
+
+
 def _blobs(seed, n=400, d=4, k=5):
     rng = np.random.default_rng(seed)
     centres = rng.normal(scale=4, size=(k, d))
@@ -24,12 +29,12 @@ def test_same_init_same_result_as_sklearn(seed, tol, max_iter):
     init = X[rng.choice(len(X), 6, replace=False)]
     ours = KMeans(6, init=init, max_iter=max_iter, tol=tol).fit(X)
     ref = SKKMeans(6, init=init, n_init=1, max_iter=max_iter, tol=tol, algorithm="lloyd").fit(X)
-    assert_iterative(ours.cluster_centers_, torch.from_numpy(ref.cluster_centers_))
+    assert_iterative(_t(ours.cluster_centers_), torch.from_numpy(ref.cluster_centers_))
     assert_iterative(torch.tensor(ours.inertia_), torch.tensor(ref.inertia_))
-    assert torch.equal(ours.labels_, torch.from_numpy(ref.labels_).long())
+    assert torch.equal(_t(ours.labels_), torch.from_numpy(ref.labels_).long())
     assert ours.n_iter_ == ref.n_iter_
-    assert torch.equal(ours.predict(X[:50]), torch.from_numpy(ref.predict(X[:50])).long())
-    assert_iterative(ours.transform(X[:20]), torch.from_numpy(ref.transform(X[:20])))
+    assert torch.equal(_t(ours.predict(X[:50])), torch.from_numpy(ref.predict(X[:50])).long())
+    assert_iterative(_t(ours.transform(X[:20])), torch.from_numpy(ref.transform(X[:20])))
 
 
 def test_empty_cluster_takes_farthest_point():
@@ -38,7 +43,7 @@ def test_empty_cluster_takes_farthest_point():
     init = np.array([[0.0, 0.0], [5.0, 5.0], [100.0, 100.0]])
     ours = KMeans(3, init=init, max_iter=1, tol=0.0).fit(X)
     ref = SKKMeans(3, init=init, n_init=1, max_iter=1, tol=0.0, algorithm="lloyd").fit(X)
-    assert_iterative(ours.cluster_centers_, torch.from_numpy(ref.cluster_centers_))
+    assert_iterative(_t(ours.cluster_centers_), torch.from_numpy(ref.cluster_centers_))
     assert_iterative(torch.tensor(ours.inertia_), torch.tensor(ref.inertia_))
 
 
@@ -46,7 +51,7 @@ def test_kmeans_plusplus_fit_is_good_and_reproducible():
     X, _ = _blobs(5, n=500, k=5)
     a = KMeans(5, random_state=3).fit(X)
     b = KMeans(5, random_state=3).fit(X)
-    assert torch.equal(a.labels_, b.labels_)
+    assert torch.equal(_t(a.labels_), _t(b.labels_))
     best_ref = SKKMeans(5, n_init=10, random_state=0).fit(X).inertia_
     assert a.inertia_ <= 1.05 * best_ref
     seeds = kmeans_plusplus(torch.from_numpy(X), 5, torch.Generator().manual_seed(0))
@@ -55,7 +60,7 @@ def test_kmeans_plusplus_fit_is_good_and_reproducible():
     exact = torch.cdist(seeds, torch.from_numpy(X), compute_mode="donot_use_mm_for_euclid_dist")
     assert bool((exact.min(1).values == 0).all())
     r = KMeans(5, init="random", random_state=1).fit(X)
-    assert r.cluster_centers_.shape == (5, 4)
+    assert _t(r.cluster_centers_).shape == (5, 4)
 
 
 def test_kmeans_errors():
@@ -63,15 +68,15 @@ def test_kmeans_errors():
     with pytest.raises(ValueError, match="n_clusters"):
         KMeans(5).fit(X)
     with pytest.raises(ValueError, match="n_clusters"):
-        KMeans(0)
+        KMeans(0).fit(X)  # parameters are checked in fit (scikit-learn's contract)
     with pytest.raises(ValueError, match="init"):
-        KMeans(2, init="kmeans++")
+        KMeans(2, init="kmeans++").fit(X)
     with pytest.raises(ValueError, match="init"):
-        KMeans(2, init=np.zeros((3, 2)))
+        KMeans(2, init=np.zeros((3, 2))).fit(X)
     with pytest.raises(ValueError, match="init"):
         KMeans(2, init=np.zeros((2, 3))).fit(X)
     with pytest.raises(ValueError, match="tol"):
-        KMeans(2, tol=-1.0)
+        KMeans(2, tol=-1.0).fit(X)
     with pytest.raises(NotFittedError, match="fit"):
         KMeans(2).predict(X)
     with pytest.raises(ValueError, match="X"):
@@ -86,8 +91,8 @@ def test_row_blocks_do_not_change_the_result(monkeypatch):
     ref = SKKMeans(5, init=init, n_init=1, max_iter=100, tol=0.0, algorithm="lloyd").fit(X)
     monkeypatch.setattr(km, "_CHUNK", 64)  # 16 blocks, the last one partial
     ours = KMeans(5, init=init, max_iter=100, tol=0.0).fit(X)
-    assert torch.equal(ours.labels_, torch.from_numpy(ref.labels_).long())
-    assert_iterative(ours.cluster_centers_, torch.from_numpy(ref.cluster_centers_))
+    assert torch.equal(_t(ours.labels_), torch.from_numpy(ref.labels_).long())
+    assert_iterative(_t(ours.cluster_centers_), torch.from_numpy(ref.cluster_centers_))
 
 
 def test_skipped_points_do_not_change_the_result(monkeypatch):
@@ -105,8 +110,8 @@ def test_skipped_points_do_not_change_the_result(monkeypatch):
     ref = SKKMeans(8, init=init, n_init=1, max_iter=200, tol=0.0, algorithm="lloyd").fit(X)
     assert ours.n_iter_ == ref.n_iter_ and ref.n_iter_ >= 10
     assert len(full_passes) < ours.n_iter_ // 2  # the bounds did skip work
-    assert torch.equal(ours.labels_, torch.from_numpy(ref.labels_).long())
-    assert_iterative(ours.cluster_centers_, torch.from_numpy(ref.cluster_centers_))
+    assert torch.equal(_t(ours.labels_), torch.from_numpy(ref.labels_).long())
+    assert_iterative(_t(ours.cluster_centers_), torch.from_numpy(ref.cluster_centers_))
     assert_iterative(torch.tensor(ours.inertia_), torch.tensor(ref.inertia_))
 
 
@@ -121,14 +126,14 @@ def test_exact_ties_go_to_the_first_centre_like_sklearn():
     assert X.mean(0).tolist() == [0.0, 0.0]
     ours = KMeans(4, init=init, max_iter=1, tol=0.0).fit(X)
     ref = SKKMeans(4, init=init, n_init=1, max_iter=1, tol=0.0, algorithm="lloyd").fit(X)
-    assert_iterative(ours.cluster_centers_, torch.from_numpy(ref.cluster_centers_))
+    assert_iterative(_t(ours.cluster_centers_), torch.from_numpy(ref.cluster_centers_))
     assert_iterative(torch.tensor(ours.inertia_), torch.tensor(ref.inertia_))
     # predict does not centre: integer queries equidistant from 2 or 4 fitted integer centres
     fitted = KMeans(4, init=init, max_iter=1).fit((init[:, None] + offsets).reshape(-1, 2))
-    assert torch.equal(fitted.cluster_centers_, torch.from_numpy(init))
+    assert torch.equal(_t(fitted.cluster_centers_), torch.from_numpy(init))
     q = middle
-    assert fitted.predict(q).tolist() == [0, 1, 0, 1, 0]
-    assert fitted.predict(q).tolist() == SKKMeans(4, init=init, n_init=1, max_iter=1).fit(
+    assert _t(fitted.predict(q)).tolist() == [0, 1, 0, 1, 0]
+    assert _t(fitted.predict(q)).tolist() == SKKMeans(4, init=init, n_init=1, max_iter=1).fit(
         (init[:, None] + offsets).reshape(-1, 2)).predict(q).tolist()
 
 
@@ -138,7 +143,7 @@ def test_one_cluster():
     ours = KMeans(1, init=init, max_iter=5, tol=0.0).fit(X)
     ref = SKKMeans(1, init=init, n_init=1, max_iter=5, tol=0.0, algorithm="lloyd").fit(X)
     assert ours.n_iter_ == ref.n_iter_
-    assert_iterative(ours.cluster_centers_, torch.from_numpy(ref.cluster_centers_))
+    assert_iterative(_t(ours.cluster_centers_), torch.from_numpy(ref.cluster_centers_))
 
 
 def test_random_state_none_is_not_deterministic_and_an_int_is():
@@ -156,10 +161,10 @@ def test_predict_far_from_the_origin_equals_the_fitted_labels():
     g = np.random.default_rng(0)
     X = g.normal(size=(2000, 4)) + 1e8
     km = KMeans(8, random_state=0).fit(X)
-    assert torch.equal(km.predict(X), km.labels_)
-    C = km.cluster_centers_.numpy()
+    assert torch.equal(_t(km.predict(X)), _t(km.labels_))
+    C = km.cluster_centers_
     exact = ((X[:, None, :] - C[None]) ** 2).sum(-1).argmin(1)  # Σ (x − c)²: no cancellation
-    assert km.predict(X).tolist() == exact.tolist()
+    assert _t(km.predict(X)).tolist() == exact.tolist()
 
 
 @pytest.mark.parametrize("scale", [1e154, 1e300, 1e-300])
@@ -169,8 +174,8 @@ def test_any_finite_magnitude(scale):
     init = X[:3]
     ours = KMeans(3, init=init * scale, max_iter=20).fit(X * scale)
     ref = KMeans(3, init=init, max_iter=20).fit(X)
-    assert torch.equal(ours.labels_, ref.labels_)
-    torch.testing.assert_close(ours.cluster_centers_ / scale, ref.cluster_centers_, rtol=1e-12, atol=0)
+    assert torch.equal(_t(ours.labels_), _t(ref.labels_))
+    torch.testing.assert_close(_t(ours.cluster_centers_) / scale, _t(ref.cluster_centers_), rtol=1e-12, atol=0)
     # inf (1e154: the true value exceeds float64) and 0 (1e-300: below it) included
     assert math.isclose(ours.inertia_, ref.inertia_ * scale * scale, rel_tol=1e-9, abs_tol=1e-300)
 
@@ -190,8 +195,8 @@ def test_readable_lloyd_equals_sklearn_and_the_fast_kmeans(seed, tol, max_iter):
     assert_iterative(centers, torch.from_numpy(ref.cluster_centers_))
     assert math.isclose(inertia, ref.inertia_, rel_tol=1e-9)
     fast = KMeans(6, init=init, max_iter=max_iter, tol=tol).fit(X)
-    assert torch.equal(fast.labels_, labels) and fast.n_iter_ == n_iter
-    assert_iterative(fast.cluster_centers_, centers)
+    assert torch.equal(_t(fast.labels_), labels) and fast.n_iter_ == n_iter
+    assert_iterative(_t(fast.cluster_centers_), centers)
 
 
 def test_readable_lloyd_relocates_empty_clusters_like_sklearn():
@@ -203,3 +208,27 @@ def test_readable_lloyd_relocates_empty_clusters_like_sklearn():
     ref = SKKMeans(3, init=init, n_init=1, tol=0.0, algorithm="lloyd").fit(X)
     assert labels.tolist() == ref.labels_.tolist() and n_iter == ref.n_iter_
     assert_iterative(centers, torch.from_numpy(ref.cluster_centers_))
+
+
+def test_kmeans_plusplus_far_from_the_origin_draws_the_same_rows():
+    # the seeding works on centred data: an offset of 1e4 must not change the draws
+    X = torch.randn(500, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    near = kmeans_plusplus(X, 20, torch.Generator().manual_seed(1))
+    far = kmeans_plusplus(X + 1e4, 20, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(far - 1e4, near, rtol=0, atol=1e-9)  # the same points drawn
+    assert bool(((X + 1e4)[:, None] == far[None]).all(-1).any(0).all())  # seeds are rows of X
+
+
+def test_kmeans_plusplus_second_seed_follows_the_squared_distance_law():
+    # one candidate draw per step when k = 2 gives 2 + ln 2 -> 2 candidates; with points at 0, 0,
+    # 1 and 3 and the first seed at 0, the second is 3 unless both candidates are 1: P = 1 - 0.1²
+    X = torch.tensor([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [3.0, 0.0]], dtype=torch.float64)
+    far = total = 0
+    for seed in range(600):
+        seeds = kmeans_plusplus(X, 2, torch.Generator().manual_seed(seed))
+        if float(seeds[0, 0]) == 0.0:
+            total += 1
+            far += float(seeds[1, 0]) == 3.0
+            assert float(seeds[1, 0]) != 0.0  # a point at distance 0 has probability 0
+    p = 1 - 0.1**2
+    assert abs(far / total - p) < 4 * np.sqrt(p * (1 - p) / total) + 1e-9

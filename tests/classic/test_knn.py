@@ -19,9 +19,9 @@ def test_predictions_equal_sklearn(metric, skm, k, seed):
     Xte = rng.normal(size=(120, 6))
     ours = KNNClassifier(k, metric, chunk_size=50).fit(Xtr, ytr)
     ref = KNeighborsClassifier(k, metric=skm, algorithm="brute").fit(Xtr, ytr)
-    assert torch.equal(ours.predict(Xte), torch.from_numpy(ref.predict(Xte)))
-    assert_same_maths(ours.predict_proba(Xte), torch.from_numpy(ref.predict_proba(Xte)))
-    d, i = ours.kneighbors(Xte)
+    np.testing.assert_array_equal(ours.predict(Xte), ref.predict(Xte))  # numpy in, numpy out
+    assert_same_maths(torch.from_numpy(ours.predict_proba(Xte)), torch.from_numpy(ref.predict_proba(Xte)))
+    d, i = ours.kneighbors(torch.from_numpy(Xte))  # torch in, torch out
     rd, ri = ref.kneighbors(Xte)
     assert_same_maths(d, torch.from_numpy(rd))
     assert torch.equal(i, torch.from_numpy(ri))
@@ -41,7 +41,7 @@ def test_k1_is_perfect_on_training_set_and_nn_defaults():
     X, y = rng.normal(size=(50, 3)), rng.integers(0, 3, 50)
     assert KNNClassifier(k=1).fit(X, y).score(X, y) == 1.0
     nn = NearestNeighbor()
-    assert nn.k == 1 and nn.metric == "l1"
+    assert nn.n_neighbors == 1 and nn.metric == "l1"
     ref = KNeighborsClassifier(1, metric="manhattan", algorithm="brute").fit(X, y)
     q = rng.normal(size=(20, 3))
     assert nn.fit(X, y).predict(q).tolist() == ref.predict(q).tolist()
@@ -83,9 +83,11 @@ def test_knn_errors():
     with pytest.raises(ValueError, match="k"):
         KNNClassifier(k=6).fit(X, y)
     with pytest.raises(ValueError, match="k"):
-        KNNClassifier(k=0)
+        KNNClassifier(k=0).fit(X, y)  # parameters are checked in fit (scikit-learn's contract)
+    with pytest.raises(ValueError, match="n_neighbors"):
+        KNNClassifier(n_neighbors=0).fit(X, y)
     with pytest.raises(ValueError, match="metric"):
-        KNNClassifier(metric="cosine")
+        KNNClassifier(metric="cosine").fit(X, y)
     with pytest.raises(NotFittedError, match="fit"):
         KNNClassifier().predict(X)
     with pytest.raises(ValueError, match="fit"):  # NotFittedError is a ValueError, like sklearn's
@@ -137,10 +139,10 @@ def test_exact_ties_go_to_the_smaller_index():
     ed, ei = torch.sort(exact, dim=1, stable=True)
     for k in (1, 3, 8):
         ours = KNNClassifier(k, chunk_size=16).fit(Xtr, ytr)
-        d, i = ours.kneighbors(Xte)
+        d, i = ours.kneighbors(torch.from_numpy(Xte))
         assert torch.equal(i, ei[:, :k])
         assert_same_maths(d, ed[:, :k])
         ref = KNeighborsClassifier(k, algorithm="brute").fit(Xtr, ytr)
         clear = ed[:, k - 1] < ed[:, k]
         assert int(clear.sum()) >= 30
-        assert torch.equal(ours.predict(Xte)[clear], torch.from_numpy(ref.predict(Xte))[clear])
+        assert torch.equal(ours.predict(torch.from_numpy(Xte))[clear], torch.from_numpy(ref.predict(Xte))[clear])

@@ -154,3 +154,20 @@ def test_splitter_errors():
         holdout_split(10, np.zeros(10), stratify=True, shuffle=False)
     with pytest.raises(ValueError, match="n_splits"):
         Bootstrap(0)
+
+
+def test_stratified_splits_take_columns_and_string_labels_like_sklearn():
+    from sklearn.model_selection import StratifiedKFold as SKStratifiedKFold
+
+    from deepnotes.evaluation import StratifiedKFold as OurStratifiedKFold
+
+    rng = np.random.default_rng(21)
+    y = rng.choice(np.array(["spam", "ham", "eggs"]), 50)
+    X = np.zeros((50, 2))
+    for shuffle, seed in ((False, None), (True, 3)):
+        ours = OurStratifiedKFold(4, shuffle=shuffle, random_state=seed)
+        ref = SKStratifiedKFold(4, shuffle=shuffle, random_state=seed)
+        for target in (y, y[:, None]):  # labels and a column (n, 1)
+            for (a, b), (c, d) in zip(ours.split(X, target), ref.split(X, target)):
+                np.testing.assert_array_equal(a, c)
+                np.testing.assert_array_equal(b, d)

@@ -45,6 +45,39 @@ def test_imblearn_sampler_checks(cls, check, imblearn_sees_our_kinds):
     check(cls.__name__, cls(random_state=0))
 
 
+# All of imbalanced-learn's checks that our tags select (pandas DataFrame / Series, pandas
+# sparse columns, sample_indices_, get_feature_names_out, ...). Not selected, by our tags:
+# sparse matrices, string features and NaN features, which the samplers reject.
+@ec.parametrize_with_checks([cls(random_state=0) for cls in OVERS + UNDERS])
+def test_imblearn_estimator_checks(estimator, check, imblearn_sees_our_kinds):
+    check(estimator)
+
+
+@pytest.mark.parametrize("cls", OVERS + UNDERS, ids=lambda c: c.__name__)
+def test_dataframe_stays_a_dataframe_like_imblearn(cls):
+    import importlib
+
+    import pandas as pd
+
+    X, y = xy(60)
+    X_df = pd.DataFrame(X, columns=["a", "b", "c"]).astype({"c": np.float32})
+    y_s = pd.Series(np.where(y == 1, "rare", "common"), name="label")
+    X_res, y_res = cls(random_state=0).fit_resample(X_df, y_s)
+    assert isinstance(X_res, pd.DataFrame) and isinstance(y_res, pd.Series)
+    assert X_res.columns.tolist() == ["a", "b", "c"] and y_res.name == "label"
+    assert X_res.dtypes.tolist() == X_df.dtypes.tolist()
+    module = "over_sampling" if cls in OVERS else "under_sampling"
+    ref_name = "RandomOverSampler" if cls is GaussianNoiseOverSampler else cls.__name__
+    ref = getattr(importlib.import_module(f"imblearn.{module}"), ref_name)(random_state=0)
+    Xr, yr = ref.fit_resample(X_df, y_s)
+    assert type(Xr) is type(X_res) and type(yr) is type(y_res)
+    assert Xr.columns.tolist() == X_res.columns.tolist() and yr.name == y_res.name
+    assert y_res.value_counts().to_dict() == yr.value_counts().to_dict()
+    np.testing.assert_array_equal(
+        cls(random_state=0).fit_resample(X_df.to_numpy(), y_s.to_numpy())[1], y_res.to_numpy()
+    )
+
+
 SAMPLERS = [
     RandomUnderSampler,
     RandomOverSampler,

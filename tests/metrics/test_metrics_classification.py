@@ -140,8 +140,10 @@ def test_errors():
         f1_score([0, 1], [1, 0], pos_label=2)
     with pytest.raises(ValueError, match="zero_division"):
         precision(y, p, average="macro", zero_division=0.5)
+    with pytest.raises(ValueError, match="zero_division"):
+        precision(y, p, average="macro", zero_division="sometimes")
     with pytest.raises(TypeError, match="zero_division"):
-        precision(y, p, average="macro", zero_division="warn")
+        precision(y, p, average="macro", zero_division=[0.0])
     with pytest.raises(ValueError, match="y_pred"):
         accuracy(y, np.array([0.2, 0.9, 0.4]))  # scores where labels are expected
     with pytest.raises(ValueError, match="y_pred"):
@@ -154,5 +156,7 @@ def test_errors():
         confusion_matrix(y, p, labels=[0, 0])
     with pytest.raises(ValueError, match="labels"):
         confusion_matrix(y, p, labels=[])
+    with pytest.raises(ValueError, match="mix"):
+        accuracy(["a", "b"], [0, 1])  # string labels against numbers
     with pytest.raises(TypeError, match="y_true"):
-        accuracy(["a", "b"], ["a", "b"])
+        accuracy({"a": 1}, [0])

@@ -6,6 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as skm
+from sklearn.exceptions import UndefinedMetricWarning
 
 from deepnotes.metrics import (
     average_precision,
@@ -179,14 +180,16 @@ def test_invariances(pairs, rnd):
 
 def test_errors():
     y, s = np.array([0, 1, 1, 0]), np.array([0.1, 0.2, 0.3, 0.4])
-    with pytest.raises(ValueError, match="y_true"):
-        roc_auc(np.ones(4), s)  # one class: AUC undefined
-    with pytest.raises(ValueError, match="y_true"):
-        roc_curve(np.zeros(4), s)
-    with pytest.raises(ValueError, match="y_true"):
-        precision_recall_curve(np.zeros(4), s)  # no positive: recall undefined
-    with pytest.raises(ValueError, match="y_true"):
-        average_precision(np.zeros(4), s)
+    # one class: scikit-learn's documented results with an UndefinedMetricWarning
+    # (tests/metrics/test_sklearn_conventions.py compares them with scikit-learn)
+    with pytest.warns(UndefinedMetricWarning):
+        assert np.isnan(roc_auc(np.ones(4), s))
+    with pytest.warns(UndefinedMetricWarning):
+        assert np.isnan(roc_curve(np.zeros(4), s)[1]).all()
+    with pytest.warns(UndefinedMetricWarning):
+        assert (precision_recall_curve(np.zeros(4), s)[1][:-1] == 1).all()
+    with pytest.warns(UndefinedMetricWarning):
+        assert average_precision(np.zeros(4), s) == 0.0
     assert average_precision(np.ones(4), s) == 1.0  # no negative: well defined
     with pytest.raises(ValueError, match="y_score"):
         roc_auc(y, np.array([0.1, np.nan, 0.3, 0.4]))
@@ -196,13 +199,15 @@ def test_errors():
         roc_auc([], [])
     with pytest.raises(ValueError, match="y_score"):
         roc_auc(y, s[:3])
+    with pytest.raises(ValueError, match="multi_class"):
+        roc_auc([0, 1, 2, 1], s)  # three classes and multi_class="raise"
     with pytest.raises(ValueError, match="y_true"):
-        roc_auc([0, 1, 2, 1], s)  # not binary and no pos_label
+        roc_curve([0, 1, 2, 1], s)  # not binary and no pos_label
     with pytest.raises(ValueError, match="y_score"):
-        roc_auc(y, s[:, None])
+        roc_auc(y, np.stack([s, s], 1))  # two columns for a binary y_true
     with pytest.raises(ValueError, match="interpolation"):
         average_precision(y, s, "coco101")
     with pytest.raises(TypeError, match="y_score"):
         roc_auc(y, ["a", "b", "c", "d"])
     with pytest.raises(TypeError, match="pos_label"):
-        roc_auc(y, s, pos_label="1")
+        roc_auc(y, s, pos_label="1")  # a string for numeric labels

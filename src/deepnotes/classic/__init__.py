@@ -8,7 +8,8 @@ from deepnotes.classic.features import (
     handcrafted_features,
     image_gradients,
 )
-from deepnotes.classic.kmeans import KMeans, kmeans_plusplus
+from deepnotes.classic.kmeans import KMeans
+from deepnotes.classic.kmeans_plusplus import kmeans_plusplus
 from deepnotes.classic.knn import KNNClassifier, NearestNeighbor, pairwise_distances
 from deepnotes.classic.linear import LinearClassifier
 from deepnotes.classic.lloyd import lloyd

@@ -33,9 +33,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.utils import check_random_state
 
-from deepnotes.classic.base import as_matrix, check_fitted
+from deepnotes.classic.base import check_fitted, check_X, like_input
+from deepnotes.classic.kmeans_plusplus import kmeans_plusplus
 from deepnotes.classic.neighbors import common_scale
 from deepnotes.core.checks import as_tensor, check_float, check_int
 from deepnotes.core.seeding import make_generator
@@ -43,6 +47,11 @@ from deepnotes.core.seeding import make_generator
 # Rows per block with one thread: the block of X (1 MB) and its scores stay in L2 between the
 # passes (smaller blocks pay Python overhead per op; `deepnotes bench` has the figures).
 _CHUNK = 8192
+# With many centres the block shrinks so that its ``k × block`` scores (the reductions pass over
+# them five times) stay near this many cells (2 MB of float64) instead of spilling the cache.
+_CELLS = 1 << 18
+# Above this many centres ``torch.min`` with indices beats the amin / mask / amax passes.
+_FEW = 64
 
 
 class _Nearest:
@@ -55,23 +64,28 @@ class _Nearest:
 
     * scores are laid out ``(k, block)``: the GEMM is faster in that shape and reductions over
       dim 0 vectorize across the block;
-    * ``torch.min(dim=0)`` with indices is much slower than ``amin``, so the index of the first
-      minimum is found as ``amin`` → ``le`` mask → ``amax`` of ``mask · (k − 1 − j)`` in uint8
-      (ties go to the first centre, like sklearn's strict ``<``);
+    * for a few centres ``torch.min(dim=0)`` with indices is much slower than ``amin``, so the
+      index of the first minimum is found as ``amin`` → ``le`` mask → ``amax`` of
+      ``mask · (k − 1 − j)`` in uint8 (ties go to the first centre, like sklearn's strict ``<``);
+      for many centres (cluster-centroid under-sampling) ``torch.min``, which also returns the
+      first minimum, is cheaper, and the block shrinks to keep its scores in cache;
     * every temporary lives in a buffer allocated once: fresh tensors per block cost page faults.
     """
 
     def __init__(self, X: torch.Tensor, k: int):
         self.X, self.k = X, k
         n = X.shape[0]
-        self.chunk = min(_CHUNK, n)
+        self.chunk = min(_CHUNK, n, max(64, _CELLS // k))
         rdt = torch.uint8 if k <= 255 else torch.int32
         kw = {"device": X.device}
         self.rank = torch.arange(k - 1, -1, -1, dtype=rdt, **kw).unsqueeze(1)
         self.top = torch.tensor(k - 1, dtype=torch.int64, **kw)
-        self.scores = torch.empty(k, self.chunk, dtype=X.dtype, **kw)
-        self.mask = torch.empty(k, self.chunk, dtype=torch.bool, **kw)
-        self.ranked = torch.empty(k, self.chunk, dtype=rdt, **kw)
+        # many centres: points in rows, so that the min runs along contiguous memory
+        shape = (self.chunk, k) if k > _FEW else (k, self.chunk)
+        self.scores = torch.empty(shape, dtype=X.dtype, **kw)
+        few = (k, self.chunk) if k <= _FEW else (0, 0)  # buffers of the few-centres path
+        self.mask = torch.empty(few, dtype=torch.bool, **kw)
+        self.ranked = torch.empty(few, dtype=rdt, **kw)
         self.first = torch.empty(self.chunk, dtype=rdt, **kw)
 
     def __call__(self, centers, labels, best, second=None) -> None:
@@ -82,7 +96,16 @@ class _Nearest:
         for i in range(0, X.shape[0], chunk):  # blocks of rows, not a loop over samples
             xb = X[i : i + chunk]
             m = xb.shape[0]
-            s, b = self.scores[:, :m], best[i : i + m]
+            b = best[i : i + m]
+            if self.k > _FEW:  # many centres: one min with indices (the first minimum) is cheaper
+                s = self.scores[:m]
+                torch.addmm(c_sq.T, xb, neg2c.T, out=s)
+                torch.min(s, 1, out=(b, labels[i : i + m]))
+                if second is not None:
+                    s.scatter_(1, labels[i : i + m].unsqueeze(1), math.inf)
+                    torch.amin(s, 1, out=second[i : i + m])
+                continue
+            s = self.scores[:, :m]
             torch.addmm(c_sq, neg2c, xb.T, out=s)
             torch.amin(s, 0, out=b)
             torch.le(s, b, out=self.mask[:, :m])
@@ -213,98 +236,118 @@ def _update(X, centers, labels, sums, counts):
     return sums / counts.unsqueeze(1)
 
 
-def kmeans_plusplus(X: torch.Tensor, n_clusters: int, generator: torch.Generator) -> torch.Tensor:
-    """Greedy k-means++ seeding (Arthur & Vassilvitskii, with ``2 + ln k`` candidates per step as in sklearn).
-
-    X : Tensor[n, d] → Tensor[n_clusters, d]
-    """
-    n = X.shape[0]
-    trials = 2 + int(math.log(n_clusters))
-    first = int(torch.randint(n, (1,), generator=generator))
-    centers = [X[first]]
-    closest = ((X - X[first]) ** 2).sum(1)
-    for _ in range(1, n_clusters):  # one step per centre; each step is vectorized over points
-        probs = closest / closest.sum() if closest.sum() > 0 else torch.full_like(closest, 1.0 / n)
-        cand = torch.multinomial(probs, trials, replacement=True, generator=generator)
-        d_cand = torch.cdist(X[cand], X).pow_(2)  # (trials, n)
-        pot = torch.minimum(closest, d_cand).sum(1)
-        best = int(pot.argmin())
-        closest = torch.minimum(closest, d_cand[best])
-        centers.append(X[cand[best]])
-    return torch.stack(centers)
-
-
-class KMeans:
-    """K-means (Lloyd) with scikit-learn's parameters and fitted attributes.
+class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
+    """K-means (Lloyd) with scikit-learn's parameters and fitted attributes (a scikit-learn
+    estimator: ``clone``, ``get_params``/``set_params``, ``Pipeline`` work).
 
     Parameters
     ----------
     n_clusters : int
     init : "k-means++", "random" or array (n_clusters, n_features)
+    n_init : "auto" or int
+        Runs from different seeds; the one with the lowest inertia is kept (the first on ties).
+        ``"auto"``: 1 for "k-means++" or an array, 10 for "random" (scikit-learn's rule); with an
+        array init only one run is made.
     max_iter : int
     tol : float
         Relative tolerance on the centre shift (scaled by the mean feature variance, as sklearn).
-    random_state : int, optional
-        Seeds the initialization; ``None`` (as in scikit-learn) draws a fresh seed per fit.
+    random_state : None, int or numpy RandomState
+        Seeds the initializations as in scikit-learn: one seed per run drawn from
+        ``check_random_state(random_state)``; ``None`` uses numpy's global generator, so results
+        differ between fits.
+
+    Parameters are checked in ``fit``. numpy in → numpy out, torch in → torch out
+    (``labels_``/``cluster_centers_`` follow the input of ``fit``; ``predict``/``transform``
+    follow their own input).
 
     Attributes
     ----------
-    cluster_centers_ : Tensor[n_clusters, n_features]
-    labels_ : Tensor[n_samples]
+    cluster_centers_ : ndarray or Tensor [n_clusters, n_features]
+    labels_ : ndarray or Tensor [n_samples]
     inertia_ : float
         Sum of squared distances to the assigned centres.
     n_iter_ : int
+    n_features_in_ : int
     """
 
     def __init__(
         self,
         n_clusters: int = 8,
+        *,
         init: Any = "k-means++",
+        n_init: Any = "auto",
         max_iter: int = 300,
         tol: float = 1e-4,
-        random_state: int | None = None,
+        random_state: Any = None,
     ):
-        self.n_clusters = check_int("n_clusters", n_clusters, min=1)
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+
+    def _check_params(self, n_features: int) -> tuple[Any, int]:
+        """Validated ``(init, n_init)``; ``init`` a string or a float64 tensor of centres."""
+        check_int("n_clusters", self.n_clusters, min=1)
+        check_int("max_iter", self.max_iter, min=1)
+        check_float("tol", self.tol, min=0.0)
+        init = self.init
         if isinstance(init, str):
             if init not in ("k-means++", "random"):
                 raise ValueError(f"init must be 'k-means++', 'random' or an array of centres, got {init!r}")
-            self.init = init
         else:
-            self.init = as_tensor("init", init)
-            if self.init.dim() != 2 or self.init.shape[0] != self.n_clusters:
+            init = as_tensor("init", init)
+            if init.dim() != 2 or init.shape[0] != self.n_clusters:
                 raise ValueError(f"init must have shape (n_clusters={self.n_clusters}, n_features)")
-        self.max_iter = check_int("max_iter", max_iter, min=1)
-        self.tol = check_float("tol", tol, min=0.0)
-        self.random_state = None if random_state is None else check_int("random_state", random_state, min=0)
+            if init.shape[1] != n_features:
+                raise ValueError(f"init has {init.shape[1]} features but X has {n_features}")
+        if self.n_init == "auto":
+            n_init = 10 if isinstance(init, str) and init == "random" else 1
+        else:
+            n_init = check_int("n_init", self.n_init, min=1)
+        if not isinstance(init, str):
+            n_init = 1  # the same given centres every time
+        return init, n_init
 
-    def _initial_centers(self, X: torch.Tensor, s: float = 1.0) -> torch.Tensor:
+    def _initial_centers(self, X: torch.Tensor, init: Any, seed: int, s: float) -> torch.Tensor:
         """Initial centres for the (already scaled by ``s``) ``X``."""
-        if isinstance(self.init, torch.Tensor):
-            if self.init.shape[1] != X.shape[1]:
-                raise ValueError(f"init has {self.init.shape[1]} features but X has {X.shape[1]}")
-            return self.init.to(X.dtype).to(X.device) * s
-        seed = self.random_state if self.random_state is not None else torch.Generator().seed() % 2**63
+        if isinstance(init, torch.Tensor):
+            return init.to(X.dtype).to(X.device) * s
         g = make_generator(seed)
-        if self.init == "random":
-            return X[torch.randperm(X.shape[0], generator=g)[: self.n_clusters]].clone()
+        if init == "random":
+            idx = torch.randperm(X.shape[0], generator=g)[: self.n_clusters].to(X.device)
+            return X[idx].clone()
         return kmeans_plusplus(X, self.n_clusters, g)
 
     def fit(self, X: Any, y: Any = None) -> KMeans:
-        X = as_matrix("X", X)
+        X, was_tensor = check_X(self, X, reset=True)
+        init, n_init = self._check_params(X.shape[1])
         n = X.shape[0]
         if self.n_clusters > n:
-            raise ValueError(f"n_clusters ({self.n_clusters}) must be <= the number of samples ({n})")
+            raise ValueError(f"n_samples={n} should be >= n_clusters={self.n_clusters}")
+        rng = check_random_state(self.random_state)
+        seeds = rng.randint(np.iinfo(np.int32).max, size=n_init)  # scikit-learn draws them so
         # huge (or tiny) values: fit on X·s, s a power of two (exact), so no square overflows
         top = float(X.abs().max()) if X.numel() else 0.0
         s = 1.0 if 2.0**-400 <= top <= 2.0**400 or top == 0 else common_scale(X)
         Xs = X * s if s != 1.0 else X
-        self._fit(Xs, self._initial_centers(Xs, s))
-        self.cluster_centers_ = self.cluster_centers_ / s
-        self._mean = self._mean / s
-        self.inertia_ = self.inertia_ / s / s  # inf where the true value exceeds float64
+        best = None
+        for seed in seeds.tolist():  # independent runs; the lowest inertia wins
+            run = self._fit(Xs, self._initial_centers(Xs, init, seed, s))
+            if best is None or run[2] < best[2]:
+                best = run
+        centers, labels, inertia, n_iter, mean = best
+        self._mean = mean / s  # predict centres its input on it, as the fit did
+        self._centers = centers / s
+        self.cluster_centers_ = like_input(self._centers, was_tensor)
+        self.labels_ = like_input(labels, was_tensor)
+        self.inertia_ = inertia / s / s  # inf where the true value exceeds float64
+        self.n_iter_ = n_iter
         return self
 
-    def _fit(self, X: torch.Tensor, init: torch.Tensor) -> KMeans:
+    def _fit(self, X: torch.Tensor, init: torch.Tensor):
+        """One run from ``init``: ``(centers, labels, inertia, n_iter, mean)``."""
         n = X.shape[0]
         # like sklearn: centre the data for accuracy, and scale tol by the mean feature variance
         # (computed from the centred data: X.var(0) was 25× slower than this one pass)
@@ -348,30 +391,36 @@ class KMeans:
             bounds.step(centers, labels)
         # exact ‖x − c‖² (not ‖x‖² + best, which cancels), in three passes and one allocation
         diff = centers.index_select(0, labels).sub_(Xc).view(-1)
-        self.inertia_ = float(torch.dot(diff, diff))
-        self.cluster_centers_ = centers + mean
-        self._mean = mean  # predict centres its input on it, as the fit did
-        self.labels_ = labels
-        self.n_iter_ = n_iter
-        return self
+        return centers + mean, labels, float(torch.dot(diff, diff)), n_iter, mean
 
-    def predict(self, X: Any) -> torch.Tensor:
+    def _labels_of(self, X: torch.Tensor) -> torch.Tensor:
+        # centred on the training mean, like the fit (far from the origin, ‖c‖² − 2x·c cancels)
+        C = self._centers.to(X.dtype).to(X.device)
+        mean = self._mean.to(X.dtype).to(X.device)
+        top = max(float(X.abs().max()) if X.numel() else 0.0, float(C.abs().max()))
+        s = 1.0 if top <= 2.0**400 else common_scale(X, C)
+        return _nearest((X - mean) * s, (C - mean) * s)[0]
+
+    def predict(self, X: Any):
         """Index of the nearest centre for each row."""
         check_fitted(self, "cluster_centers_")
-        X = as_matrix("X", X, dtype=self.cluster_centers_.dtype)
-        if X.shape[1] != self.cluster_centers_.shape[1]:
-            raise ValueError(
-                f"X has {X.shape[1]} features but the model was fitted with {self.cluster_centers_.shape[1]}"
-            )
-        # centred on the training mean, like the fit (far from the origin, ‖c‖² − 2x·c cancels)
-        top = max(float(X.abs().max()) if X.numel() else 0.0, float(self.cluster_centers_.abs().max()))
-        s = 1.0 if top <= 2.0**400 else common_scale(X, self.cluster_centers_)
-        return _nearest((X - self._mean) * s, (self.cluster_centers_ - self._mean) * s)[0]
+        Xt, was_tensor = check_X(self, X, reset=False, dtype=self._centers.dtype)
+        return like_input(self._labels_of(Xt), was_tensor)
 
-    def fit_predict(self, X: Any, y: Any = None) -> torch.Tensor:
+    def fit_predict(self, X: Any, y: Any = None):
         return self.fit(X).labels_
 
-    def transform(self, X: Any) -> torch.Tensor:
+    def transform(self, X: Any):
         """Euclidean distances to every centre, ``(n, n_clusters)``."""
         check_fitted(self, "cluster_centers_")
-        return torch.cdist(as_matrix("X", X, dtype=self.cluster_centers_.dtype), self.cluster_centers_)
+        Xt, was_tensor = check_X(self, X, reset=False, dtype=self._centers.dtype)
+        C = self._centers.to(Xt.device)
+        return like_input(torch.cdist(Xt, C), was_tensor)
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Minus the sum of squared distances of ``X`` to its nearest centres (scikit-learn)."""
+        check_fitted(self, "cluster_centers_")
+        Xt, _ = check_X(self, X, reset=False, dtype=self._centers.dtype)
+        C = self._centers.to(Xt.device)
+        diff = Xt - C[self._labels_of(Xt)]
+        return -float((diff * diff).sum())

@@ -11,7 +11,7 @@ Example
 -------
 >>> import torch
 >>> X = torch.tensor([[0.0], [1.0], [10.0], [11.0]]); y = torch.tensor([0, 0, 1, 1])
->>> KNNClassifier(k=3).fit(X, y).predict(torch.tensor([[0.4], [9.0]])).tolist()
+>>> KNNClassifier(n_neighbors=3).fit(X, y).predict(torch.tensor([[0.4], [9.0]])).tolist()
 [0, 1]
 """
 
@@ -20,13 +20,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import column_or_1d
 
-from deepnotes.classic.base import as_labels, as_matrix, check_fitted
+from deepnotes.classic.base import check_fitted, check_X, encode_labels, like_input
 from deepnotes.classic.neighbors import finite
 from deepnotes.classic.neighbors import first_k as neighbor_first_k
 from deepnotes.classic.neighbors_fast import NeighborIndex
 from deepnotes.core.checks import check_choice, check_int
+from deepnotes.metrics.classification import accuracy
 
 
 def pairwise_distances(A: torch.Tensor, B: torch.Tensor, metric: str = "l2", squared: bool = False) -> torch.Tensor:
@@ -90,58 +94,85 @@ def smallest_k(S: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         cols = torch.cat([cols, torch.arange(nb * B, m, device=S.device).expand(n, -1)], 1)
     return _first_k(S.gather(1, cols), k, cols)
 
-class KNNClassifier:
-    """k-nearest-neighbour classifier with uniform votes.
+_METRICS = {"l2": "l2", "euclidean": "l2", "l1": "l1", "manhattan": "l1"}
+
+
+class KNNClassifier(ClassifierMixin, BaseEstimator):
+    """k-nearest-neighbour classifier with uniform votes (a scikit-learn estimator).
 
     Parameters
     ----------
-    k : int
-        Number of neighbours (``n_neighbors`` in scikit-learn).
-    metric : {"l2", "l1"}
+    n_neighbors : int
+        Number of neighbours, as in ``sklearn.neighbors.KNeighborsClassifier``.
+    metric : {"l2", "l1"} (or "euclidean", "manhattan")
         Euclidean or Manhattan distance.
     chunk_size : int
         Query rows per distance block (L1: 128 keeps a 10 MB block of scores for 10,000 training
         rows in L3 between ``cdist`` and the selection; L2 blocks are capped at 256 rows).
+    k : int, optional
+        The former name of ``n_neighbors``; when given it takes precedence.
+
+    Parameters are checked in ``fit`` (scikit-learn's contract: ``__init__`` only stores them),
+    so ``clone``, ``get_params``/``set_params``, ``Pipeline`` and ``cross_val_score`` work.
+    Labels may be of any type ``np.unique`` sorts (numbers, strings). numpy in → numpy out,
+    torch in → torch out (predictions, probabilities, neighbours).
 
     Attributes
     ----------
-    classes_ : Tensor[n_classes]
+    classes_ : ndarray[n_classes]
+    n_features_in_ : int
     X_fit_ : Tensor[n_train, n_features]
     y_fit_ : Tensor[n_train]  (indices into ``classes_``)
     """
 
-    def __init__(self, k: int = 5, metric: str = "l2", chunk_size: int = 128):
-        self.k = check_int("k", k, min=1)
-        self.metric = check_choice("metric", metric, ("l2", "l1"))
-        self.chunk_size = check_int("chunk_size", chunk_size, min=1)
+    def __init__(
+        self, n_neighbors: int = 5, metric: str = "l2", chunk_size: int = 128, *, k: int | None = None
+    ):
+        self.n_neighbors = n_neighbors
+        self.metric = metric
+        self.chunk_size = chunk_size
+        self.k = k
+
+    def _n_neighbors(self) -> int:
+        if self.k is not None:
+            return check_int("k", self.k, min=1)
+        return check_int("n_neighbors", self.n_neighbors, min=1)
+
+    def _metric(self) -> str:
+        return _METRICS[check_choice("metric", self.metric, tuple(_METRICS))]
 
     def fit(self, X: Any, y: Any) -> KNNClassifier:
-        return self._fit(as_matrix("X", X), y)
-
-    def _fit(self, X: torch.Tensor, y: Any) -> KNNClassifier:
-        y = as_labels("y", y, X.shape[0])
-        if self.k > X.shape[0]:
-            raise ValueError(f"k ({self.k}) must be <= the number of training samples ({X.shape[0]})")
-        self.classes_, self.y_fit_ = torch.unique(y, return_inverse=True)
+        k, metric = self._n_neighbors(), self._metric()
+        check_int("chunk_size", self.chunk_size, min=1)
+        X, _ = check_X(self, X, reset=True)
+        self.classes_, self.y_fit_ = encode_labels(y, X.shape[0])
+        self.y_fit_ = self.y_fit_.to(X.device)
+        if k > X.shape[0]:
+            name = "k" if self.k is not None else "n_neighbors"
+            raise ValueError(f"{name} ({k}) must be <= n_samples={X.shape[0]} (training samples)")
         self.X_fit_ = X
-        self.__dict__.pop("_index", None)
+        # built here, not on the first query: predicting must not change the fitted estimator
+        self._index = NeighborIndex(X) if metric == "l2" else None
         return self
 
-    def kneighbors(self, X: Any, k: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Distances and indices of the ``k`` nearest training rows, nearest first: ``(n, k)`` each."""
+    def kneighbors(
+        self, X: Any, n_neighbors: int | None = None, return_distance: bool = True, *, k: int | None = None
+    ):
+        """Distances and indices of the nearest training rows, nearest first: ``(n, k)`` each."""
         check_fitted(self, "X_fit_")
-        return self._kneighbors(X, k)
+        Xt, was_tensor = check_X(self, X, reset=False, dtype=self.X_fit_.dtype)
+        n_neighbors = k if k is not None else n_neighbors
+        d, i = self._kneighbors(Xt, n_neighbors)
+        if not return_distance:
+            return like_input(i, was_tensor)
+        return like_input(d, was_tensor), like_input(i, was_tensor)
 
-    def _kneighbors(self, X: Any, k: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-        k = self.k if k is None else check_int("k", k, min=1)
+    def _kneighbors(self, X: torch.Tensor, k: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        k = self._n_neighbors() if k is None else check_int("n_neighbors", k, min=1)
         if k > self.X_fit_.shape[0]:
-            raise ValueError(f"k ({k}) must be <= the number of training samples ({self.X_fit_.shape[0]})")
-        X = as_matrix("X", X, dtype=self.X_fit_.dtype)
-        if X.shape[1] != self.X_fit_.shape[1]:
-            raise ValueError(f"X has {X.shape[1]} features but the model was fitted with {self.X_fit_.shape[1]}")
-        if self.metric == "l2":
-            if not hasattr(self, "_index"):
-                self._index = NeighborIndex(self.X_fit_)
+            raise ValueError(f"n_neighbors ({k}) must be <= n_samples={self.X_fit_.shape[0]} (training samples)")
+        X = X.to(self.X_fit_.device)
+        if self._metric() == "l2":
             return self._index.query(X, k, chunk_size=self.chunk_size, return_distance=True)
         dists, idx = [], []
         chunk = min(self.chunk_size, X.shape[0])
@@ -151,26 +182,39 @@ class KNNClassifier:
             idx.append(i)
         return torch.cat(dists), torch.cat(idx)
 
-    def predict_proba(self, X: Any) -> torch.Tensor:
-        """Vote fractions ``(n, n_classes)``, columns ordered as ``classes_``."""
-        _, idx = self.kneighbors(X)  # (n, k): the vote below is small, left on torch's threads
+    def _proba(self, X: torch.Tensor) -> torch.Tensor:
+        _, idx = self._kneighbors(X, None)  # (n, k): the vote below is small
         votes = torch.zeros(idx.shape[0], len(self.classes_), dtype=self.X_fit_.dtype, device=idx.device)
         votes.scatter_add_(1, self.y_fit_[idx], torch.ones_like(idx, dtype=votes.dtype))
         return votes / idx.shape[1]
 
-    def predict(self, X: Any) -> torch.Tensor:
-        """Majority class of the neighbours; ties go to the smallest label (argmax takes the first)."""
-        winner = self.predict_proba(X).argmax(1)
-        return self.classes_[winner]
+    def predict_proba(self, X: Any):
+        """Vote fractions ``(n, n_classes)``, columns ordered as ``classes_``."""
+        check_fitted(self, "X_fit_")
+        Xt, was_tensor = check_X(self, X, reset=False, dtype=self.X_fit_.dtype)
+        return like_input(self._proba(Xt), was_tensor)
 
-    def score(self, X: Any, y: Any) -> float:
-        """Accuracy on ``(X, y)``."""
+    def predict(self, X: Any):
+        """Majority class of the neighbours; ties go to the smallest label (argmax takes the first)."""
+        check_fitted(self, "X_fit_")
+        Xt, was_tensor = check_X(self, X, reset=False, dtype=self.X_fit_.dtype)
+        winner = self._proba(Xt).argmax(1).cpu().numpy()
+        return like_input(self.classes_[winner], was_tensor, Xt.device)
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Accuracy on ``(X, y)`` (tensors or arrays)."""
         pred = self.predict(X)
-        return float((pred == as_labels("y", y, len(pred))).double().mean())
+        pred = pred.cpu().numpy() if isinstance(pred, torch.Tensor) else pred
+        y = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y
+        return accuracy(column_or_1d(np.asarray(y)), pred, sample_weight=sample_weight)
 
 
 class NearestNeighbor(KNNClassifier):
     """The nearest-neighbour classifier: each query takes the label of its closest training row (L1 by default)."""
 
+    n_neighbors = 1  # fixed; not a parameter of this class
+    k = None
+
     def __init__(self, metric: str = "l1", chunk_size: int = 128):
-        super().__init__(k=1, metric=metric, chunk_size=chunk_size)
+        self.metric = metric
+        self.chunk_size = chunk_size

@@ -46,6 +46,8 @@ def _labels(y: Any, n: int) -> np.ndarray:
     if y is None:
         raise ValueError("y is required for a stratified split")
     arr = np.asarray(y.cpu() if hasattr(y, "cpu") else y)
+    if arr.ndim == 2 and arr.shape[1] == 1:  # a column (n, 1), as scikit-learn's column_or_1d
+        arr = arr[:, 0]
     if arr.ndim != 1 or arr.shape[0] != n:
         raise ValueError(f"y must be 1-D with one label per sample ({n}), got shape {arr.shape}")
     return arr

@@ -1,9 +1,10 @@
 """Shared plumbing of the samplers: input conversion, ``sampling_strategy`` and ``fit_resample``.
 
 The samplers follow imbalanced-learn's interface: ``fit_resample(X, y) -> (X_res, y_res)`` with
-``X`` a numpy array, a list of rows or a torch tensor, returned in the same kind and dtype, and
-``y`` 1-D labels, a column ``(n, 1)`` or a one-vs-all indicator ``(n, n_classes)`` (returned in the
-same encoding). Internally labels become codes ``0 .. n_classes - 1`` (sorted class order).
+``X`` a numpy array, a list of rows, a pandas DataFrame or a torch tensor, returned in the same
+kind and dtype (a DataFrame keeps its column names), and ``y`` 1-D labels (a pandas Series keeps
+its name), a column ``(n, 1)`` or a one-vs-all indicator ``(n, n_classes)`` (returned in the same
+encoding). Internally labels become codes ``0 .. n_classes - 1`` (sorted class order).
 
 ``sampling_strategy`` is resolved exactly as ``imblearn.utils.check_sampling_strategy`` does, so
 the same settings give the same per-class target counts:
@@ -22,12 +23,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.utils import check_random_state
+from sklearn.utils import InputTags, Tags, check_random_state
 from sklearn.utils.multiclass import type_of_target
 
 STRATEGIES = ("auto", "all", "majority", "minority", "not majority", "not minority")
@@ -41,6 +43,10 @@ def as_features(X: Any, *, floating: bool = False) -> tuple[torch.Tensor, Callab
     ``floating=True`` converts integer features to float64 (the samplers that create new points
     need real numbers). NaN or infinite values raise ``ValueError`` naming ``X``.
     """
+    frame = None
+    if _is_frame(X):  # a pandas DataFrame comes back as one, with its column names
+        frame = (X.columns, X.dtypes)
+        X = X.to_numpy()
     if isinstance(X, torch.Tensor):
         kind, t = "tensor", X
     else:
@@ -72,15 +78,40 @@ def as_features(X: Any, *, floating: bool = False) -> tuple[torch.Tensor, Callab
         if kind == "tensor":
             return out
         arr = out.cpu().numpy()
+        if frame is not None:
+            import pandas as pd
+
+            df = pd.DataFrame(arr, columns=frame[0])
+            # each column back to its dtype (sparse ones too), except integer columns that now
+            # hold interpolated points
+            keep = {
+                c: dt
+                for c, dt in zip(frame[0], frame[1])
+                if not floating or np.dtype(getattr(dt, "subtype", dt)).kind == "f"
+            }
+            return df.astype(keep)
         return arr.tolist() if kind == "list" else arr
 
     return t, restore
+
+
+def _is_frame(X: Any) -> bool:
+    return type(X).__module__.startswith("pandas") and hasattr(X, "columns")
+
+
+def _is_series(y: Any) -> bool:
+    return type(y).__module__.startswith("pandas") and getattr(y, "ndim", 0) == 1
 
 
 def as_target(y: Any, n: int) -> tuple[torch.Tensor, np.ndarray, Callable[[torch.Tensor], Any]]:
     """Class codes ``(n,)`` int64, the sorted classes, and a function mapping codes back to ``y``'s form."""
     if isinstance(y, (str, bytes, dict)) or y is None:
         raise TypeError(f"y must be an array, a list or a tensor, got {type(y).__name__}")
+    pandas_kind = None  # a Series stays a Series (its name kept), a DataFrame a DataFrame
+    if _is_series(y):
+        pandas_kind, y = ("series", y.name), y.to_numpy()
+    elif _is_frame(y):
+        pandas_kind, y = ("frame", y.columns), y.to_numpy()
     kind = (
         "tensor"
         if isinstance(y, torch.Tensor)
@@ -117,6 +148,12 @@ def as_target(y: Any, n: int) -> tuple[torch.Tensor, np.ndarray, Callable[[torch
                 res = res.reshape(-1, 1)
         if kind == "tensor":
             return torch.from_numpy(np.ascontiguousarray(res)).to(y.device)
+        if pandas_kind is not None:
+            import pandas as pd
+
+            if pandas_kind[0] == "series":
+                return pd.Series(res, name=pandas_kind[1])
+            return pd.DataFrame(res.reshape(len(res), -1), columns=pandas_kind[1])
         return res.tolist() if kind == "list" else res
 
     return codes, classes, restore
@@ -237,6 +274,23 @@ def resolve_sampling_strategy(
 
 
 # ------------------------------------------------------------------------------------- sampler
+# The tags imbalanced-learn's checks read (its own Tags add these fields to scikit-learn's); it
+# is a test dependency only, so the fields are declared here.
+@dataclass(slots=True)
+class SamplerInputTags(InputTags):
+    dataframe: bool = True  # a DataFrame comes back as a DataFrame
+
+
+@dataclass(slots=True)
+class SamplerTags:
+    sample_indices: bool = False  # whether fit_resample sets sample_indices_
+
+
+@dataclass(slots=True)
+class SamplerEstimatorTags(Tags):
+    sampler_tags: SamplerTags | None = None
+
+
 class BaseSampler(BaseEstimator):
     """``fit_resample`` plumbing; subclasses implement ``_resample(X, codes, targets, rng)``.
 
@@ -246,11 +300,28 @@ class BaseSampler(BaseEstimator):
 
     _sampling_type = "over-sampling"
     _floating = False
+    _sample_indices = False
+
+    def __sklearn_tags__(self) -> SamplerEstimatorTags:
+        base = super().__sklearn_tags__()
+        fields = {f: getattr(base, f) for f in base.__dataclass_fields__}
+        fields.update(
+            estimator_type="sampler",
+            input_tags=SamplerInputTags(),
+            sampler_tags=SamplerTags(sample_indices=self._sample_indices),
+        )
+        return SamplerEstimatorTags(**fields)
 
     def fit_resample(self, X: Any, y: Any) -> tuple[Any, Any]:
         """Resample ``X (n, d)`` and ``y (n,)``; returns them in the input's kind and dtype."""
+        names = _feature_names(X)
         Xt, restore_X = as_features(X, floating=self._floating)
         codes, classes, restore_y = as_target(y, Xt.shape[0])
+        self.n_features_in_ = Xt.shape[1]
+        if names is not None:
+            self.feature_names_in_ = names
+        else:
+            self.__dict__.pop("feature_names_in_", None)
         counts = np.bincount(codes.numpy(), minlength=len(classes))
         self.sampling_strategy_ = resolve_sampling_strategy(
             self.sampling_strategy, classes, counts, self._sampling_type
@@ -265,8 +336,34 @@ class BaseSampler(BaseEstimator):
         self.fit_resample(X, y)
         return self
 
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Names of the output columns: the input's (samplers keep the columns), as imblearn."""
+        if not hasattr(self, "n_features_in_"):
+            raise AttributeError("call fit_resample first: the number of features is not known")
+        if input_features is None:
+            if hasattr(self, "feature_names_in_"):
+                return self.feature_names_in_.copy()
+            return np.asarray([f"x{i}" for i in range(self.n_features_in_)], dtype=object)
+        names = np.asarray(input_features, dtype=object)
+        if len(names) != self.n_features_in_:
+            raise ValueError(
+                f"input_features should have length equal to the number of features "
+                f"({self.n_features_in_}), got {len(names)}"
+            )
+        if hasattr(self, "feature_names_in_") and not np.array_equal(names, self.feature_names_in_):
+            raise ValueError("input_features is not equal to feature_names_in_")
+        return names
+
     def _resample(self, X, codes, counts, targets):  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def _feature_names(X: Any) -> np.ndarray | None:
+    """A DataFrame's column names when they are all strings (scikit-learn's rule), else None."""
+    if not _is_frame(X):
+        return None
+    names = np.asarray(X.columns, dtype=object)
+    return names if all(isinstance(c, str) for c in names) else None
 
 
 def random_state_of(random_state: Any) -> np.random.RandomState:

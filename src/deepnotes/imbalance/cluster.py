@@ -1,9 +1,9 @@
 """Cluster-centroid under-sampling: replace a class by the centres of K-means with K = target size.
 
-Each targeted class is clustered by K-means (:mod:`deepnotes.imbalance._kmeans`: plain k-means++
-seeding, then Lloyd iterations with scikit-learn's stopping rule) into as many clusters as samples
-it should keep,
-and the class is replaced by the cluster centres (imblearn's ``voting="soft"``). Classes not
+Each targeted class is clustered by :class:`deepnotes.classic.KMeans` (k-means++ seeding with one
+candidate per step, then
+Lloyd iterations with scikit-learn's stopping rule) into as many clusters as samples it should
+keep, and the class is replaced by the cluster centres (imblearn's ``voting="soft"``). Classes not
 targeted are kept as they are. The output is ordered class by class in sorted class order, like
 ``imblearn.under_sampling.ClusterCentroids``; there is no ``sample_indices_`` since the centres
 are new points.
@@ -22,9 +22,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
+from deepnotes.classic.kmeans import KMeans
+from deepnotes.classic.kmeans_plusplus import kmeans_plusplus
 from deepnotes.core.checks import check_float, check_int
+from deepnotes.core.seeding import make_generator
 from deepnotes.imbalance._base import (
     BaseSampler,
     cat_rows,
@@ -32,7 +36,6 @@ from deepnotes.imbalance._base import (
     random_state_of,
     take_rows,
 )
-from deepnotes.imbalance._kmeans import kmeans_pp_plain, lloyd
 
 
 class ClusterCentroids(BaseSampler):
@@ -84,8 +87,12 @@ class ClusterCentroids(BaseSampler):
                 if targets[c] == 0:
                     continue
                 Xc = take_rows(X, members).to(torch.float64)
-                seeds = kmeans_pp_plain(Xc, targets[c], rng)
-                centers, assigned, _ = lloyd(Xc, seeds, max_iter=max_iter, tol=tol)
+                seed = int(rng.randint(np.iinfo(np.int32).max))
+                # one candidate per step (the original k-means++): K is the size of a whole
+                # class here, and the greedy 2 + ln K candidates would multiply the seeding cost
+                seeds = kmeans_plusplus(Xc, targets[c], make_generator(seed), n_local_trials=1)
+                km = KMeans(targets[c], init=seeds, max_iter=max_iter, tol=tol).fit(Xc)
+                centers, assigned = km.cluster_centers_, km.labels_
                 self.cluster_seeds_[c], self.labels_[c] = seeds, assigned
                 parts.append(centers.to(X.dtype))
                 labels.append(torch.full((targets[c],), c, dtype=torch.int64))

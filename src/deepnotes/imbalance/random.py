@@ -50,6 +50,7 @@ class RandomUnderSampler(BaseSampler):
         Rows of ``X`` that make up ``X_res``, class by class in sorted class order.
     """
 
+    _sample_indices = True
     _sampling_type = "under-sampling"
 
     def __init__(
@@ -93,6 +94,7 @@ class RandomOverSampler(BaseSampler):
         ``arange(n)`` followed by the duplicated rows.
     """
 
+    _sample_indices = True
     _sampling_type = "over-sampling"
 
     def __init__(self, *, sampling_strategy: Any = "auto", random_state: Any = None):

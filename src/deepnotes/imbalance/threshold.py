@@ -55,7 +55,10 @@ def best_threshold(
     (threshold, value) : the threshold and its F1 (``"f1"``) or precision (``"recall"``).
     """
     check_choice("objective", objective, ("f1", "recall"))
-    precision, recall, thresholds = precision_recall_curve(y_true, y_score, pos_label=pos_label)
+    curve = precision_recall_curve(y_true, y_score, pos_label=pos_label)
+    precision, recall, thresholds = (
+        c.cpu().numpy() if isinstance(c, torch.Tensor) else c for c in curve
+    )  # tensors for tensor input
     precision, recall = precision[:-1], recall[:-1]  # the last point (1, 0) has no threshold
     if objective == "f1":
         denom = precision + recall

@@ -2,8 +2,10 @@
 tensors or arrays in, Python floats (or numpy arrays for curves and per-class values) out.
 
 Higher is better for accuracy, precision, recall, F1, AUC and AP; lower for MAE, RMSE, MAPE.
-Empty inputs, NaN scores, mismatched lengths and curves undefined for a missing class raise
-``ValueError``.
+Labels may be numbers, booleans or strings; targets and scores may be columns ``(n, 1)``;
+``sample_weight`` is accepted throughout; arrays come back as tensors for tensor input. Empty
+inputs, NaN scores and mismatched lengths raise ``ValueError``; a ranking metric undefined for a
+missing class gives scikit-learn's result (NaN for ROC AUC) with an ``UndefinedMetricWarning``.
 """
 
 from deepnotes.metrics.boundary import BoundaryFScore, boundary_f1_score
@@ -11,6 +13,7 @@ from deepnotes.metrics.classification import (
     accuracy,
     confusion_matrix,
     f1_score,
+    fbeta_score,
     precision,
     recall,
 )
@@ -50,6 +53,7 @@ __all__ = [
     "confusion_matrix",
     "confusion_matrix_at_thresholds",
     "f1_score",
+    "fbeta_score",
     "mae",
     "mape",
     "precision",

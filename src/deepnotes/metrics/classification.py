@@ -10,7 +10,9 @@ Averaging follows scikit-learn (``average`` = ``"binary" | "micro" | "macro" | "
 * ``weighted``: mean weighted by support.
 
 A ratio with a zero denominator (a class never predicted, or never present) takes the value
-``zero_division`` (0.0 by default; scikit-learn's default also gives 0.0, with a warning).
+``zero_division`` (0.0 by default; scikit-learn's default ``"warn"`` also gives 0.0, with a
+warning). Labels may be integers, booleans or strings (sorted as ``np.unique`` sorts them);
+``sample_weight`` weights every count.
 """
 
 from __future__ import annotations
@@ -19,27 +21,42 @@ from typing import Any
 
 import numpy as np
 
-from deepnotes.core.checks import check_choice
-from deepnotes.metrics._inputs import labels_vector, same_length, to_numpy
+from deepnotes.core.checks import check_choice, check_float
+from deepnotes.metrics._inputs import (
+    label_array,
+    like,
+    same_length,
+    sample_weights,
+    undefined,
+)
 
 AVERAGES = ("binary", "micro", "macro", "weighted", None)
 
 # Dense label ranges up to this many (true, pred) cells are counted with one bincount of
-# ``t * span + p``; wider or non-integer label sets go through np.unique + searchsorted.
+# ``t * span + p``; wider, non-integer or string label sets go through np.unique + searchsorted.
 _DENSE_CELLS = 1 << 22
 
 
-def _pair(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
-    yt = labels_vector("y_true", y_true)
-    yp = labels_vector("y_pred", y_pred)
-    same_length(y_true=yt, y_pred=yp)
-    return yt, yp
+def _is_text(arr: np.ndarray) -> bool:
+    return arr.dtype.kind in "US"
+
+
+def _pair(
+    y_true: Any, y_pred: Any, sample_weight: Any = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    yt = label_array("y_true", y_true)
+    yp = label_array("y_pred", y_pred)
+    n = same_length(y_true=yt, y_pred=yp)
+    if _is_text(yt) != _is_text(yp):
+        # scikit-learn's unique_labels: "Mix of label input types (string and number)"
+        raise ValueError("y_true and y_pred mix label input types (string and number)")
+    return yt, yp, sample_weights(sample_weight, n)
 
 
 def _full_matrix(
-    yt: np.ndarray, yp: np.ndarray, extra: np.ndarray | None
+    yt: np.ndarray, yp: np.ndarray, extra: np.ndarray | None, w: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(classes, C) over the sorted union of labels in yt, yp and ``extra``."""
+    """(classes, C) over the sorted union of labels in yt, yp and ``extra``, C weighted by ``w``."""
     if (
         yt.dtype.kind in "biu"
         and yp.dtype.kind in "biu"
@@ -54,28 +71,30 @@ def _full_matrix(
         if span * span <= _DENSE_CELLS:
             if lo:
                 ti, pi = ti - lo, pi - lo
-            full = np.bincount(ti * span + pi, minlength=span * span).reshape(span, span)
-            present = (full.sum(0) > 0) | (full.sum(1) > 0)
+            cells = np.bincount(ti * span + pi, weights=w, minlength=span * span)
+            full = cells.reshape(span, span)
+            seen = np.bincount(ti, minlength=span) + np.bincount(pi, minlength=span)
+            present = seen > 0  # a label counts as present even when all its weights are 0
             if extra is not None:
                 present[extra.astype(np.int64) - lo] = True
             keep = np.flatnonzero(present)
             return keep + lo, full[np.ix_(keep, keep)]
     pool = [yt, yp] if extra is None else [yt, yp, extra]
-    classes = np.unique(
-        np.concatenate([p.astype(np.float64) if p.dtype.kind == "f" else p for p in pool])
-    )
+    if not _is_text(yt):
+        pool = [p.astype(np.float64) if p.dtype.kind == "f" else p for p in pool]
+    classes = np.unique(np.concatenate(pool))
     k = len(classes)
     ti = np.searchsorted(classes, yt)
     pi = np.searchsorted(classes, yp)
-    return classes, np.bincount(ti * k + pi, minlength=k * k).reshape(k, k)
+    return classes, np.bincount(ti * k + pi, weights=w, minlength=k * k).reshape(k, k)
 
 
-def _labels(labels: Any) -> np.ndarray | None:
+def _labels(labels: Any, yt: np.ndarray) -> np.ndarray | None:
     if labels is None:
         return None
-    arr = to_numpy("labels", labels)
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"labels must be a non-empty 1-D list of labels, got shape {arr.shape}")
+    arr = label_array("labels", labels)
+    if _is_text(arr) != _is_text(yt):
+        raise ValueError("labels mix label input types (string and number) with y_true")
     if len(np.unique(arr)) != arr.size:
         raise ValueError("labels must not repeat a label")
     return arr
@@ -86,46 +105,73 @@ def _select(classes: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     return np.searchsorted(classes, wanted)
 
 
-def confusion_matrix(y_true: Any, y_pred: Any, *, labels: Any = None) -> np.ndarray:
-    """Confusion matrix ``C[i, j]`` = number of samples of true class ``i`` predicted as ``j``.
+def _count_dtype(w: np.ndarray | None) -> Any:
+    # scikit-learn: integer counts unless the weights are floating
+    return np.int64 if w is None or w.dtype.kind in "biu" else np.float64
+
+
+def confusion_matrix(
+    y_true: Any, y_pred: Any, *, labels: Any = None, sample_weight: Any = None
+) -> Any:
+    """Confusion matrix ``C[i, j]`` = number (or total weight) of samples of true class ``i``
+    predicted as ``j``.
 
     Parameters
     ----------
-    y_true, y_pred : array-like or Tensor of shape (n,)
-        Integer class labels (integral floats and bools allowed).
+    y_true, y_pred : array-like or Tensor of shape (n,) or (n, 1)
+        Class labels: integers (integral floats and bools allowed) or strings.
     labels : array-like of shape (k,), optional
         Classes to index the rows and columns, in this order; samples whose true or predicted
         label is not listed are left out (as in scikit-learn). Default: the sorted union of the
         labels present.
+    sample_weight : array-like of shape (n,), optional
+        Each sample counts with its weight.
 
     Returns
     -------
-    ndarray of int64, shape (k, k)
+    ndarray (Tensor for tensor input) of shape (k, k): int64, or float64 with float weights.
 
     Examples
     --------
     >>> confusion_matrix([0, 1, 2, 2], [0, 2, 2, 1]).tolist()
     [[1, 0, 0], [0, 0, 1], [0, 1, 1]]
+    >>> confusion_matrix(["cat", "dog"], ["dog", "dog"]).tolist()
+    [[0, 1], [0, 1]]
     """
-    yt, yp = _pair(y_true, y_pred)
-    wanted = _labels(labels)
-    classes, full = _full_matrix(yt, yp, wanted)
-    if wanted is None:
-        return full.astype(np.int64, copy=False)
-    pos = _select(classes, wanted)
-    return full[np.ix_(pos, pos)].astype(np.int64, copy=False)
+    yt, yp, w = _pair(y_true, y_pred, sample_weight)
+    wanted = _labels(labels, yt)
+    classes, full = _full_matrix(yt, yp, wanted, w)
+    if wanted is not None:
+        pos = _select(classes, wanted)
+        full = full[np.ix_(pos, pos)]
+    return like(full.astype(_count_dtype(w), copy=False), y_true, y_pred)
 
 
-def accuracy(y_true: Any, y_pred: Any) -> float:
-    """Fraction of samples whose predicted label equals the true one (``accuracy_score``).
+def accuracy(
+    y_true: Any, y_pred: Any, *, normalize: bool = True, sample_weight: Any = None
+) -> float:
+    """Fraction (``normalize=False``: number, or total weight) of samples whose predicted label
+    equals the true one (``sklearn.metrics.accuracy_score``).
 
     Examples
     --------
     >>> accuracy([0, 1, 2, 2], [0, 2, 2, 1])
     0.5
+    >>> accuracy(["a", "b"], ["a", "a"], sample_weight=[3, 1])
+    0.75
     """
-    yt, yp = _pair(y_true, y_pred)
-    return float(np.count_nonzero(yt == yp) / yt.size)
+    yt, yp, w = _pair(y_true, y_pred, sample_weight)
+    hit = yt == yp
+    if w is None:
+        count = np.count_nonzero(hit)
+        return float(count / yt.size) if normalize else float(count)
+    w = w.astype(np.float64, copy=False)
+    total = float(np.dot(hit, w))
+    if not normalize:
+        return total
+    if w.sum() == 0:
+        raise ValueError("sample_weight sums to zero: the weighted accuracy is undefined")
+    return total / float(w.sum())
 
 
 def _ratio(num: np.ndarray, den: np.ndarray, zero_division: float) -> np.ndarray:
@@ -134,13 +180,29 @@ def _ratio(num: np.ndarray, den: np.ndarray, zero_division: float) -> np.ndarray
     return out
 
 
-def _check_zero_division(value: Any) -> float:
+def _check_zero_division(value: Any) -> tuple[float, bool]:
+    """The value a 0/0 ratio takes, and whether to warn (scikit-learn's ``"warn"``: 0 + warning)."""
+    if isinstance(value, str):
+        if value != "warn":
+            raise ValueError(f"zero_division must be 'warn', 0.0, 1.0 or nan, got {value!r}")
+        return 0.0, True
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"zero_division must be 0.0, 1.0 or nan, got {type(value).__name__}")
+        raise TypeError(f"zero_division must be 'warn', 0.0, 1.0 or nan, got {type(value).__name__}")
     value = float(value)
     if not (value in (0.0, 1.0) or np.isnan(value)):
-        raise ValueError(f"zero_division must be 0.0, 1.0 or nan, got {value}")
-    return value
+        raise ValueError(f"zero_division must be 'warn', 0.0, 1.0 or nan, got {value}")
+    return value, False
+
+
+def _nanaverage(values: np.ndarray, weights: np.ndarray | None) -> float:
+    """scikit-learn's average of per-class values: NaN entries are left out; if the weights left
+    sum to zero they are ignored; all NaN (or nothing) gives NaN."""
+    keep = ~np.isnan(values)
+    if not keep.any():
+        return float("nan")
+    if weights is None or weights[keep].sum() == 0:
+        return float(values[keep].mean())
+    return float(np.average(values[keep], weights=weights[keep]))
 
 
 def _scores(
@@ -150,14 +212,16 @@ def _scores(
     labels: Any,
     pos_label: Any,
     average: str | None,
-    zero_division: float,
+    zero_division: Any,
+    sample_weight: Any = None,
+    beta: float = 1.0,
 ) -> float | np.ndarray:
     check_choice("average", average, AVERAGES)
-    zero_division = _check_zero_division(zero_division)
-    yt, yp = _pair(y_true, y_pred)
-    wanted = _labels(labels)
-    classes, cm = _full_matrix(yt, yp, wanted)
-    tp = np.diagonal(cm).astype(np.int64)
+    zero_division, warn = _check_zero_division(zero_division)
+    yt, yp, w = _pair(y_true, y_pred, sample_weight)
+    wanted = _labels(labels, yt)
+    classes, cm = _full_matrix(yt, yp, wanted, w)
+    tp = np.diagonal(cm).copy()
     predicted = cm.sum(axis=0)
     support = cm.sum(axis=1)
     if average == "binary":
@@ -166,7 +230,7 @@ def _scores(
                 f"average='binary' needs at most two classes, found {len(classes)}; "
                 "choose average='micro', 'macro', 'weighted' or None"
             )
-        hit = np.flatnonzero(classes == pos_label)
+        hit = np.flatnonzero([c == pos_label for c in classes.tolist()])
         if hit.size == 0:
             if len(classes) == 2:
                 raise ValueError(
@@ -184,19 +248,19 @@ def _scores(
             predicted.sum(keepdims=True),
             support.sum(keepdims=True),
         )
-    if kind == "precision":
-        per_class = _ratio(tp, predicted, zero_division)
-    elif kind == "recall":
-        per_class = _ratio(tp, support, zero_division)
-    else:  # F1 = 2 tp / (2 tp + fp + fn) = 2 tp / (predicted + support)
-        per_class = _ratio(2 * tp, predicted + support, zero_division)
+    if kind == "precision" or (kind == "f" and beta == 0):
+        num, den = tp, predicted
+    elif kind == "recall" or (kind == "f" and np.isinf(beta)):
+        num, den = tp, support
+    else:  # F_β = (1 + β²) tp / ((1 + β²) tp + β² fn + fp) = (1 + β²) tp / (β² support + predicted)
+        b2 = beta * beta
+        num, den = (1 + b2) * tp.astype(np.float64), b2 * support + predicted
+    per_class = _ratio(num, den, zero_division)
+    if warn and bool((den == 0).any()):
+        undefined(f"{kind} is ill-defined for labels with a zero denominator; set to 0.0")
     if average is None:
-        return per_class
-    if average in ("micro", "binary", "macro"):
-        return float(per_class.mean())
-    if support.sum() == 0:
-        return zero_division
-    return float(np.average(per_class, weights=support))
+        return like(per_class, y_true, y_pred)
+    return _nanaverage(per_class, support if average == "weighted" else None)
 
 
 def precision(
@@ -206,22 +270,27 @@ def precision(
     labels: Any = None,
     pos_label: Any = 1,
     average: str | None = "binary",
-    zero_division: float = 0.0,
+    sample_weight: Any = None,
+    zero_division: Any = 0.0,
 ) -> float | np.ndarray:
     """Precision ``tp / (tp + fp)`` (``sklearn.metrics.precision_score``).
 
     Parameters
     ----------
-    y_true, y_pred : array-like or Tensor of shape (n,)
-        Integer class labels.
+    y_true, y_pred : array-like or Tensor of shape (n,) or (n, 1)
+        Class labels (integers or strings).
     labels : array-like, optional
         Classes to report or average over (default: all present, sorted).
-    pos_label : scalar
-        The class scored when ``average="binary"``.
+    pos_label : label
+        The class scored when ``average="binary"`` (a string for string labels).
     average : {"binary", "micro", "macro", "weighted"} or None
-        ``None`` returns one value per class (ndarray); the others a float.
-    zero_division : {0.0, 1.0, nan}
-        Value of a ratio whose denominator is zero.
+        ``None`` returns one value per class (ndarray, Tensor for tensor input); the others a
+        float. Averages leave out classes whose value is NaN (``zero_division=nan``); weighted
+        averaging with zero total support falls back to the plain mean (scikit-learn's rules).
+    sample_weight : array-like of shape (n,), optional
+    zero_division : {"warn", 0.0, 1.0, nan}
+        Value of a ratio whose denominator is zero (``"warn"``: 0.0 and an
+        ``UndefinedMetricWarning``, scikit-learn's default).
 
     Examples
     --------
@@ -230,7 +299,7 @@ def precision(
     >>> precision([0, 1, 2, 2], [0, 2, 2, 1], average=None).tolist()
     [1.0, 0.0, 0.5]
     """
-    return _scores("precision", y_true, y_pred, labels, pos_label, average, zero_division)
+    return _scores("precision", y_true, y_pred, labels, pos_label, average, zero_division, sample_weight)
 
 
 def recall(
@@ -240,7 +309,8 @@ def recall(
     labels: Any = None,
     pos_label: Any = 1,
     average: str | None = "binary",
-    zero_division: float = 0.0,
+    sample_weight: Any = None,
+    zero_division: Any = 0.0,
 ) -> float | np.ndarray:
     """Recall ``tp / (tp + fn)`` (``sklearn.metrics.recall_score``).
 
@@ -251,7 +321,7 @@ def recall(
     >>> recall([0, 1, 1, 0], [1, 1, 0, 0])
     0.5
     """
-    return _scores("recall", y_true, y_pred, labels, pos_label, average, zero_division)
+    return _scores("recall", y_true, y_pred, labels, pos_label, average, zero_division, sample_weight)
 
 
 def f1_score(
@@ -261,7 +331,8 @@ def f1_score(
     labels: Any = None,
     pos_label: Any = 1,
     average: str | None = "binary",
-    zero_division: float = 0.0,
+    sample_weight: Any = None,
+    zero_division: Any = 0.0,
 ) -> float | np.ndarray:
     """F1, the harmonic mean of precision and recall, ``2 tp / (2 tp + fp + fn)``
     (``sklearn.metrics.f1_score``); parameters as :func:`precision`.
@@ -273,4 +344,31 @@ def f1_score(
     >>> f1_score([0, 1, 1, 0], [1, 1, 0, 0])
     0.5
     """
-    return _scores("f1", y_true, y_pred, labels, pos_label, average, zero_division)
+    return _scores("f", y_true, y_pred, labels, pos_label, average, zero_division, sample_weight)
+
+
+def fbeta_score(
+    y_true: Any,
+    y_pred: Any,
+    *,
+    beta: float,
+    labels: Any = None,
+    pos_label: Any = 1,
+    average: str | None = "binary",
+    sample_weight: Any = None,
+    zero_division: Any = 0.0,
+) -> float | np.ndarray:
+    """F-beta, ``(1 + β²) tp / ((1 + β²) tp + β² fn + fp)``: recall counts β times as much as
+    precision (``sklearn.metrics.fbeta_score``; ``β = 0`` is precision, ``β = inf`` recall).
+    Other parameters as :func:`precision`.
+
+    Examples
+    --------
+    >>> round(fbeta_score([0, 1, 1, 0], [1, 1, 0, 0], beta=2.0), 4)
+    0.5
+    """
+    if not (isinstance(beta, float) and beta == np.inf):
+        beta = check_float("beta", beta, min=0.0)
+    return _scores(
+        "f", y_true, y_pred, labels, pos_label, average, zero_division, sample_weight, beta
+    )

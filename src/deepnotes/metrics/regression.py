@@ -1,7 +1,8 @@
 """Regression metrics: MAE, RMSE and MAPE (``sklearn.metrics`` definitions).
 
 Inputs are ``(n,)`` or ``(n, outputs)``; with several outputs each column is scored and the
-columns are averaged uniformly (scikit-learn's ``multioutput="uniform_average"``). RMSE is the
+columns are averaged uniformly (scikit-learn's ``multioutput="uniform_average"``). With
+``sample_weight`` every mean over samples is weighted, as in scikit-learn. RMSE is the
 square root of each column's MSE, so one outlier weighs quadratically in it and only linearly in
 MAE.
 """
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from deepnotes.core.checks import check_float
-from deepnotes.metrics._inputs import check_finite, to_numpy
+from deepnotes.metrics._inputs import check_finite, sample_weights, to_numpy
 
 
 def _pair(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -32,7 +33,17 @@ def _pair(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
     return yt, yp
 
 
-def mae(y_true: Any, y_pred: Any) -> float:
+def _mean(values: np.ndarray, sample_weight: Any) -> np.ndarray:
+    """Per-column mean over the samples, weighted by ``sample_weight`` if given."""
+    w = sample_weights(sample_weight, values.shape[0])
+    if w is None:
+        return np.mean(values, axis=0)
+    if w.sum() == 0:
+        raise ValueError("sample_weight sums to zero: the weighted mean is undefined")
+    return np.average(values, axis=0, weights=w.astype(np.float64))
+
+
+def mae(y_true: Any, y_pred: Any, *, sample_weight: Any = None) -> float:
     """Mean absolute error ``mean |y − ŷ|`` (``mean_absolute_error``).
 
     Examples
@@ -41,10 +52,10 @@ def mae(y_true: Any, y_pred: Any) -> float:
     0.5
     """
     yt, yp = _pair(y_true, y_pred)
-    return float(np.mean(np.abs(yp - yt), axis=0).mean())
+    return float(_mean(np.abs(yp - yt), sample_weight).mean())
 
 
-def rmse(y_true: Any, y_pred: Any) -> float:
+def rmse(y_true: Any, y_pred: Any, *, sample_weight: Any = None) -> float:
     """Root mean squared error ``sqrt(mean (y − ŷ)²)`` (``root_mean_squared_error``).
 
     Examples
@@ -53,10 +64,12 @@ def rmse(y_true: Any, y_pred: Any) -> float:
     2.6457513110645907
     """
     yt, yp = _pair(y_true, y_pred)
-    return float(np.sqrt(np.mean((yp - yt) ** 2, axis=0)).mean())
+    return float(np.sqrt(_mean((yp - yt) ** 2, sample_weight)).mean())
 
 
-def mape(y_true: Any, y_pred: Any, *, epsilon: float | None = None) -> float:
+def mape(
+    y_true: Any, y_pred: Any, *, epsilon: float | None = None, sample_weight: Any = None
+) -> float:
     """Mean absolute percentage error ``mean |y − ŷ| / |y|``, as a fraction (not in %).
 
     Zero targets: the ratio is undefined there, and libraries disagree on a fix — scikit-learn
@@ -70,6 +83,7 @@ def mape(y_true: Any, y_pred: Any, *, epsilon: float | None = None) -> float:
     y_true, y_pred : array-like or Tensor of shape (n,) or (n, outputs)
     epsilon : float, optional
         Positive floor for ``|y|``.
+    sample_weight : array-like of shape (n,), optional
 
     Examples
     --------
@@ -85,4 +99,4 @@ def mape(y_true: Any, y_pred: Any, *, epsilon: float | None = None) -> float:
             )
     else:
         denom = np.maximum(denom, check_float("epsilon", epsilon, min=0.0, min_inclusive=False))
-    return float(np.mean(np.abs(yp - yt) / denom, axis=0).mean())
+    return float(_mean(np.abs(yp - yt) / denom, sample_weight).mean())

@@ -33,9 +33,9 @@ def knn_predict_case(quick: bool) -> list[BenchItem]:
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(n_fit, 64)), rng.integers(0, 10, n_fit)
     Q = rng.normal(size=(n_query, 64))
-    ours = KNNClassifier(k=5).fit(X, y)
+    ours = KNNClassifier(n_neighbors=5).fit(X, y)
     ref = KNeighborsClassifier(5, algorithm="brute").fit(X, y)
-    if not np.array_equal(ours.predict(Q).numpy(), ref.predict(Q)):
+    if not np.array_equal(ours.predict(Q), ref.predict(Q)):  # numpy in, numpy out
         raise RuntimeError("knn_predict: predictions differ from scikit-learn")
     size = f"fit {n_fit}x64, predict {n_query}"
     return [
