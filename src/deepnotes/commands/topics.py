@@ -46,7 +46,7 @@ def status_rows(chapter: int | None = None):
     for t in TOPICS:
         if chapter is not None and t.chapter != chapter:
             continue
-        chapter_claims = sorted(c for c in CLAIM_TEXT if int(c[:-1]) == t.chapter)
+        chapter_claims = sorted(c for c in CLAIM_TEXT if int(c.rstrip('abcdefghijklmnopqrstuvwxyz')) == t.chapter)
         proven = by_topic.get(t.id, [])
         rows.append((t, t.implemented, t.reference_tested, proven, [c for c in chapter_claims if c not in in_lab]))
     return rows
