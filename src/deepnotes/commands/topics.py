@@ -7,6 +7,8 @@ where no library has the method; ``partly done`` where the item names a missing 
 
 from __future__ import annotations
 
+import re
+
 from rich.table import Table
 
 from deepnotes.commands._common import console
@@ -46,7 +48,7 @@ def status_rows(chapter: int | None = None):
     for t in TOPICS:
         if chapter is not None and t.chapter != chapter:
             continue
-        chapter_claims = sorted(c for c in CLAIM_TEXT if int(c.rstrip('abcdefghijklmnopqrstuvwxyz')) == t.chapter)
+        chapter_claims = sorted(c for c in CLAIM_TEXT if int(re.match(r"\d+", c).group()) == t.chapter)
         proven = by_topic.get(t.id, [])
         rows.append((t, t.implemented, t.reference_tested, proven, [c for c in chapter_claims if c not in in_lab]))
     return rows
