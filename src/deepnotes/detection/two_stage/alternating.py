@@ -11,7 +11,9 @@ and through ``deepnotes train``, is approximate joint training).
 4. **Fast R-CNN on shared features.** With the backbone and the RPN frozen, only the RoI heads
    train, on the proposals of step 3's RPN.
 
-The result is one detector whose RPN and RoI heads read the same features. Frozen parts are run
+The notes (lines 1100-1114) list the same recipe in six steps, counting the two proposal
+extractions (done here inside steps 2 and 4) as steps of their own. The result is one detector
+whose RPN and RoI heads read the same features. Frozen parts are run
 in eval mode (batch norm uses its running statistics) and without gradients.
 """
 
