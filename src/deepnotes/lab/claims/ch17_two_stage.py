@@ -5,11 +5,11 @@ What a lab claim can afford (seconds in quick mode, a minute in full mode, one C
 from what it takes to train these detectors (the zoo's budget: many CPU minutes each). Each claim
 therefore measures what is decidable at that size and says plainly what is not:
 
-- 17fpn measures the mechanism the notes give (small objects get their anchors and RoI features
+- 17j measures the mechanism the notes give (small objects get their anchors and RoI features
   from a fine map) on the ``shapes`` boxes; the AP comparison belongs to the zoo budget;
-- 17cas trains both detectors for the budget the lab has and reports their AP at IoU 0.5 and 0.75;
+- 17k trains both detectors for the budget the lab has and reports their AP at IoU 0.5 and 0.75;
   at that budget neither learns enough for the difference to mean anything, which the verdict says;
-- 17spd measures inference speed (CPU time per image) of one-stage and two-stage detectors of the
+- 17w measures inference speed (CPU time per image) of one-stage and two-stage detectors of the
   same backbone; accuracy again needs the zoo budget.
 """
 
@@ -42,7 +42,7 @@ def _best_anchor_iou(boxes: torch.Tensor, generator: AnchorGenerator, strides) -
 
 
 @claim(
-    "17fpn",
+    "17j",
     title="FPN helps small objects: fine maps give them anchors and RoI features; single scale does not",
     topics=("17.6", "17.10", "17.12"),
     source="notes 1116-1122, 1444",
@@ -146,7 +146,7 @@ _FLOOR = 0.3  # mAP@0.5 below which a detector has not learned enough for AP dif
 
 
 @claim(
-    "17cas",
+    "17k",
     title="Cascade R-CNN improves AP at IoU 0.75 more than at 0.5",
     topics=("17.6",),
     source="notes 998, 1142",
@@ -199,7 +199,7 @@ def _cpu_seconds_per_image(model, images, repeats: int) -> float:
 
 
 @claim(
-    "17spd",
+    "17w",
     title="One-stage detectors are faster than two-stage ones",
     topics=("17.6", "17.7", "17.11"),
     source="notes 1006-1012",
