@@ -264,3 +264,32 @@ def test_alternating_training_shares_the_features_of_step_2():
     with pytest.raises(ValueError, match="epochs"):
         train_alternating(four, batches, epochs=(1, 1, 1))
 
+
+
+# --- the command line: deepnotes train --task detect, then deepnotes detect ------------------------
+@pytest.mark.parametrize("name", ["faster_rcnn", "fpn", "panet", "cascade_rcnn"])
+def test_cli_trains_and_detects_with_each_two_stage_model(name, tmp_path, monkeypatch):
+    import functools
+    import json
+
+    from PIL import Image
+
+    import deepnotes.data as data
+    from deepnotes.cli import main
+
+    real = data.resolve_dataset
+    tiny = dict(n_train=8, n_val=2, n_test=2, image_size=32, max_objects=2, min_size=8, max_size=16)
+    monkeypatch.setattr(data, "resolve_dataset",
+                        lambda n: functools.partial(shapes, **tiny) if n == "shapes" else real(n))
+    anchors = "anchor_sizes=(4,8,16,32)" if name in ("fpn", "panet") else "anchor_sizes=(8,16)"
+    run = tmp_path / "run"
+    assert main(["train", "--task", "detect", "--model", name, "--data", "shapes", "--epochs", "1",
+                 "--batch-size", "4", "--model-kw", "width=8", "--model-kw", anchors, "--out", str(run),
+                 "--no-progress"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert 0 <= summary["test_map_50"] <= 1 or summary["test_map_50"] == -1
+    image, _ = shapes(**tiny).test[0]
+    path = tmp_path / "a.png"
+    Image.fromarray((image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()).save(path)
+    assert main(["detect", str(run), str(path), "--out", str(tmp_path / "det"), "--score-thresh", "0"]) == 0
+    assert (tmp_path / "det" / "a.png").exists()
