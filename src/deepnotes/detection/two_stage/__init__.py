@@ -4,7 +4,22 @@ Each equals its torchvision counterpart (``models.detection.rpn.RegionProposalNe
 ``models.detection.roi_heads.RoIHeads``, ``ops.MultiScaleRoIAlign``) for the same weights and inputs.
 """
 
+from deepnotes.detection.two_stage.alternating import train_alternating
 from deepnotes.detection.two_stage.box_head import FastRCNNPredictor, TwoMLPHead
+from deepnotes.detection.two_stage.cascade import (
+    AgnosticPredictor,
+    CascadeRCNN,
+    CascadeRoIHeads,
+    cascade_stage_loss,
+)
+from deepnotes.detection.two_stage.faster_rcnn import FasterRCNN, TwoStageDetector
+from deepnotes.detection.two_stage.fpn import FeaturePyramid, FPNFasterRCNN, PyramidDetector
+from deepnotes.detection.two_stage.panet import (
+    AdaptiveFeaturePooling,
+    AdaptiveTwoMLPHead,
+    PANet,
+    PANetNeck,
+)
 from deepnotes.detection.two_stage.poolers import LevelMapper, MultiScaleRoIAlign, infer_scale
 from deepnotes.detection.two_stage.proposals import filter_proposals, top_n_per_level
 from deepnotes.detection.two_stage.roi_heads import RoIHeads, fastrcnn_loss
@@ -12,16 +27,30 @@ from deepnotes.detection.two_stage.rpn import RegionProposalNetwork
 from deepnotes.detection.two_stage.rpn_head import RPNHead, flatten_predictions
 
 __all__ = [
+    "AdaptiveFeaturePooling",
+    "AdaptiveTwoMLPHead",
+    "AgnosticPredictor",
+    "CascadeRCNN",
+    "CascadeRoIHeads",
+    "FPNFasterRCNN",
+    "FeaturePyramid",
+    "PANet",
+    "PANetNeck",
+    "PyramidDetector",
     "FastRCNNPredictor",
+    "FasterRCNN",
     "LevelMapper",
     "MultiScaleRoIAlign",
     "RPNHead",
     "RegionProposalNetwork",
     "RoIHeads",
     "TwoMLPHead",
+    "TwoStageDetector",
+    "cascade_stage_loss",
     "fastrcnn_loss",
     "filter_proposals",
     "flatten_predictions",
     "infer_scale",
     "top_n_per_level",
+    "train_alternating",
 ]
