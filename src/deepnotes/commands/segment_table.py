@@ -159,7 +159,7 @@ def table_markdown(rows: list[dict]) -> str:
         "threads; about wall minutes on a dedicated core), then the final weights measured on the test split. "
         "Speed: evaluation images per CPU second, batch 16.",
         "",
-        "| model | test mIoU | pixel accuracy | boundary F (1 px) | parameters | CPU min | epochs "
+        "| model | test mIoU | pixel accuracy | boundary F (1 px) | parameters | CPU min (budget) | epochs "
         "| CPU img/s | lr | batch | train images | model_kw | target mIoU |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -169,7 +169,7 @@ def table_markdown(rows: list[dict]) -> str:
         target = "-" if r["target_miou"] is None else f"≥ {r['target_miou']:.2f}: {r['target']}"
         lines.append(
             f"| {r['model']} | {r['test_miou']:.3f} | {r['test_pixel_accuracy']:.3f} | {r['test_boundary_f1']:.3f} "
-            f"| {r['parameters']:,} | {r['train_cpu_minutes']:.1f} | {r['epochs']} | {r['cpu_images_per_second']:.0f} "
+            f"| {r['parameters']:,} | {r['train_cpu_minutes']:.2f} ({s['minutes']:g}) | {r['epochs']} | {r['cpu_images_per_second']:.0f} "
             f"| {s['lr']:g} | {s['batch_size']} | {s['n_train']} | {kw} | {target} |"
         )
     return "\n".join(lines) + "\n"

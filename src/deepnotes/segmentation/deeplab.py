@@ -176,21 +176,21 @@ class DeepLabV3Plus(SegmentationModel):
 # --- registered factories ------------------------------------------------------------------------
 
 
-@MODELS.register("deeplabv1", task="segment", zoo={"minutes": 2.0})
+@MODELS.register("deeplabv1", task="segment")
 def deeplabv1(in_shape, num_classes: int, width: int = 16, rate: int = 12) -> DeepLabV1:
     """DeepLab v1 (atrous conv, LargeFOV head) for ``in_shape`` images."""
     c, _, _ = parse_in_shape(in_shape, DeepLabV1.min_size, "deeplabv1")
     return DeepLabV1(c, num_classes, width=width, rate=rate)
 
 
-@MODELS.register("deeplabv2", task="segment", zoo={"minutes": 2.0})
+@MODELS.register("deeplabv2", task="segment")
 def deeplabv2(in_shape, num_classes: int, width: int = 16, rates=(6, 12, 18, 24)) -> DeepLabV2:
     """DeepLab v2 (ASPP-L) for ``in_shape`` images."""
     c, _, _ = parse_in_shape(in_shape, DeepLabV2.min_size, "deeplabv2")
     return DeepLabV2(c, num_classes, width=width, rates=rates)
 
 
-@MODELS.register("deeplabv3", task="segment", zoo={"minutes": 2.0})
+@MODELS.register("deeplabv3", task="segment")
 def deeplabv3(
     in_shape, num_classes: int, width: int = 16, rates=(6, 12, 18), output_stride: int = 16
 ) -> DeepLabV3:
@@ -199,7 +199,7 @@ def deeplabv3(
     return DeepLabV3(c, num_classes, width=width, rates=rates, output_stride=output_stride)
 
 
-@MODELS.register("deeplabv3plus", task="segment", zoo={"minutes": 6.0, "n_train": 4000, "target_miou": 0.85})
+@MODELS.register("deeplabv3plus", task="segment", zoo={"target_miou": 0.85})
 def deeplabv3plus(
     in_shape, num_classes: int, width: int = 16, rates=(6, 12, 18), output_stride: int = 16
 ) -> DeepLabV3Plus:

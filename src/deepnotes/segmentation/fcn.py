@@ -82,6 +82,6 @@ def _factory(variant: int):
     return build
 
 
-fcn32s = MODELS.register("fcn32s", task="segment", zoo={"minutes": 2.0})(_factory(32))
-fcn16s = MODELS.register("fcn16s", task="segment", zoo={"minutes": 2.0})(_factory(16))
-fcn8s = MODELS.register("fcn8s", task="segment", zoo={"minutes": 6.0, "n_train": 4000, "target_miou": 0.75})(_factory(8))
+fcn32s = MODELS.register("fcn32s", task="segment")(_factory(32))
+fcn16s = MODELS.register("fcn16s", task="segment")(_factory(16))
+fcn8s = MODELS.register("fcn8s", task="segment", zoo={"target_miou": 0.75})(_factory(8))

@@ -57,7 +57,7 @@ class SegNet(SegmentationModel):
         return self.classifier(x)
 
 
-@MODELS.register("segnet", task="segment", zoo={"minutes": 2.0})
+@MODELS.register("segnet", task="segment")
 def segnet(in_shape, num_classes: int, width: int = 16, depth: int = 4) -> SegNet:
     """SegNet for ``in_shape`` images and ``num_classes`` pixel classes."""
     c, _, _ = parse_in_shape(in_shape, 2 ** check_int("depth", depth, min=1, max=5), "segnet")

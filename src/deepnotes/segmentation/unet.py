@@ -57,7 +57,7 @@ class UNet(SegmentationModel):
 
 @MODELS.register(
     "unet", task="segment",
-    zoo={"minutes": 6.0, "n_train": 4000, "model_kw": {"width": 8}, "target_miou": 0.85},
+    zoo={"model_kw": {"width": 8}, "target_miou": 0.85},
 )
 def unet(in_shape, num_classes: int, width: int = 16, depth: int = 4) -> UNet:
     """U-Net for ``in_shape`` images and ``num_classes`` pixel classes."""
