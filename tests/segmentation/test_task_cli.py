@@ -148,6 +148,13 @@ def test_cpu_budget_sets_a_cosine_learning_rate_and_stops(monkeypatch):
     assert trainer.should_stop
 
 
+def test_segment_table_refuses_a_folder_that_holds_the_models_runs(tmp_path, capsys):
+    (tmp_path / "unet" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "unet" / "checkpoints" / "epoch_1.pt").write_bytes(b"")
+    assert main(["segment-table", "--models", "fcn8s", "unet", "--out", str(tmp_path)]) == 2
+    assert "already holds runs of unet" in capsys.readouterr().err
+
+
 def test_segment_table_rejects_a_classification_model(tmp_path, capsys):
     assert main(["segment-table", "--models", "mlp", "--out", str(tmp_path)]) == 2
     assert "not a segmentation model" in capsys.readouterr().err

@@ -212,6 +212,9 @@ def run(args) -> int:
         if MODELS.meta(m).get("task") != "segment":
             raise ValueError(f"--models: {m!r} is not a segmentation model")
     out = Path(args.out)
+    taken = [m for m in models if (out / m / "checkpoints").is_dir() and any((out / m / "checkpoints").iterdir())]
+    if taken:  # found before any training, not after the first model's budget is spent
+        raise ValueError(f"--out {str(out)!r} already holds runs of {', '.join(taken)}; move them or choose another --out")
     (out / "rows").mkdir(parents=True, exist_ok=True)
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
