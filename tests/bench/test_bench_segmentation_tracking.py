@@ -7,6 +7,7 @@ import pytest
 
 from deepnotes.bench.cases.segmentation_tracking import (
     assignment_case,
+    assignment_fast_case,
     mean_iou_case,
     mot_metrics_case,
 )
@@ -22,6 +23,15 @@ def test_assignment_case_agrees_with_scipy():
         (r1, c1), (r2, c2) = item.ours(), item.reference()
         n = len(r1)
         cost = np.random.default_rng(n).random((n, n))
+        assert cost[r1, c1].sum() == pytest.approx(cost[r2, c2].sum(), abs=1e-9)
+
+
+def test_assignment_fast_case_agrees_with_scipy():
+    for item in assignment_fast_case(quick=True):
+        n, m = (int(v) for v in item.size.split("x"))
+        cost = np.random.default_rng(n * m).random((n, m))
+        (r1, c1), (r2, c2) = item.ours(), item.reference()
+        assert len(r1) == min(n, m)
         assert cost[r1, c1].sum() == pytest.approx(cost[r2, c2].sum(), abs=1e-9)
 
 

@@ -99,13 +99,60 @@ def test_segment_models_are_listed_for_the_task():
 
 def test_segment_table_command_writes_its_table(tmp_path):
     out = tmp_path / "table"
-    args = ["segment-table", "--models", "fcn32s", "--minutes", "0.001", "--epoch-images", "8",
+    args = ["segment-table", "--models", "fcn32s", "--minutes", "0.001", "--n-train", "8",
             "--eval-images", "4", "--threads", "1", "--out", str(out)]
     assert main(args) == 0
     rows = json.loads((out / "table.json").read_text())
     assert [r["model"] for r in rows] == ["fcn32s"] and rows[0]["epochs"] == 1
     assert 0.0 <= rows[0]["test_miou"] <= 1.0 and rows[0]["parameters"] > 0
+    assert rows[0]["train_cpu_minutes"] > 0 and rows[0]["settings"]["n_train"] == 8
     assert "| fcn32s |" in (out / "table.md").read_text()
+    # a second model run into the same folder adds its row; the table keeps both
+    fcn8s = dict(rows[0], model="fcn8s", target_miou=0.75, target="missed")
+    (out / "rows" / "fcn8s.json").write_text(json.dumps(fcn8s))
+    from deepnotes.commands.segment_table import rebuild_table
+
+    assert [r["model"] for r in rebuild_table(out)] == ["fcn32s", "fcn8s"]
+    assert "≥ 0.75: missed" in (out / "table.md").read_text()
+
+
+def test_segment_table_settings_come_from_the_model_record():
+    from deepnotes.commands.segment_table import DEFAULTS, model_settings
+
+    s = model_settings("unet")
+    assert s["target_miou"] == 0.85 and model_settings("fcn8s")["target_miou"] == 0.75
+    assert set(DEFAULTS) <= set(s)
+    assert model_settings("unet", lr=0.5, batch_size=None)["lr"] == 0.5
+    assert model_settings("unet", batch_size=None)["batch_size"] == s["batch_size"]
+
+
+def test_cpu_budget_sets_a_cosine_learning_rate_and_stops(monkeypatch):
+    import time
+    from types import SimpleNamespace
+
+    from deepnotes.commands import segment_table
+
+    clock = [100.0]
+    monkeypatch.setattr(time, "process_time", lambda: clock[0])
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    trainer = SimpleNamespace(optimizer=opt, should_stop=False)
+    cb = segment_table._cpu_budget(60.0)
+    cb.on_fit_start(trainer)
+    clock[0] = 130.0  # half the budget used
+    cb.on_batch_start(trainer, 0)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.5)
+    cb.on_epoch_end(trainer, 1, {})  # 30 s per epoch: another fits exactly
+    assert not trainer.should_stop
+    clock[0] = 145.0  # 45 s for 1 epoch: another would overrun
+    cb.on_epoch_end(trainer, 1, {})
+    assert trainer.should_stop
+
+
+def test_segment_table_refuses_a_folder_that_holds_the_models_runs(tmp_path, capsys):
+    (tmp_path / "unet" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "unet" / "checkpoints" / "epoch_1.pt").write_bytes(b"")
+    assert main(["segment-table", "--models", "fcn8s", "unet", "--out", str(tmp_path)]) == 2
+    assert "already holds runs of unet" in capsys.readouterr().err
 
 
 def test_segment_table_rejects_a_classification_model(tmp_path, capsys):

@@ -11,7 +11,13 @@ from deepnotes.segmentation.blocks import (
     bilinear_kernel,
     conv_bn_relu,
 )
-from deepnotes.segmentation.data import SEGMENT_CLASSES, SemanticMasks, shapes_segmentation
+from deepnotes.segmentation.data import (
+    SEGMENT_CLASSES,
+    SemanticMasks,
+    pixel_classes,
+    semantic_target,
+    shapes_segmentation,
+)
 from deepnotes.segmentation.deeplab import (
     ASPP,
     DeepLabV1,
@@ -52,8 +58,10 @@ __all__ = [
     "fcn8s",
     "fcn16s",
     "fcn32s",
+    "pixel_classes",
     "pixel_cross_entropy",
     "segnet",
+    "semantic_target",
     "shapes_segmentation",
     "unet",
 ]

@@ -1,13 +1,21 @@
-"""``shapes-seg``: the ``shapes`` images with their semantic masks, as a segmentation dataset.
+"""``shapes-seg``: the ``shapes`` images with their semantic masks, as a segmentation dataset;
+and how the segment task reads a detection dataset's semantic masks (``--data shapes``).
 
 Items are ``(image Tensor[3, S, S] float32, mask Tensor[S, S] int64)`` with mask labels
 ``0`` background, ``1`` rectangle, ``2`` ellipse, ``3`` triangle — four pixel classes. The
 defaults (64x64 images, 1–4 objects of 8–32 px) keep training within minutes on a CPU; every
 geometry argument of :func:`deepnotes.data.shapes` can be changed.
+
+The segment task also takes the ``shapes`` detection dataset itself (128x128, 1–6 objects):
+:func:`semantic_target` reads each target's ``semantic`` mask and :func:`pixel_classes` counts the
+background as a class.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import torch
 from torch.utils.data import Dataset
 
 from deepnotes.core.checks import check_int
@@ -15,9 +23,34 @@ from deepnotes.core.registry import DATASETS
 from deepnotes.data.shapes import CLASSES, ShapesDataset
 from deepnotes.data.splits import DataSplits
 
-__all__ = ["SEGMENT_CLASSES", "SemanticMasks", "shapes_segmentation"]
+__all__ = ["SEGMENT_CLASSES", "SemanticMasks", "pixel_classes", "semantic_target", "shapes_segmentation"]
 
 SEGMENT_CLASSES = ("background", *CLASSES)
+
+
+def semantic_target(target: Any) -> torch.Tensor:
+    """The per-pixel class mask of a dataset item's target: the target itself when it is a mask
+    tensor, the ``"semantic"`` entry of a detection target dict."""
+    if isinstance(target, dict):
+        if "semantic" not in target:
+            raise ValueError(
+                f"target: a detection target needs a 'semantic' mask to be segmented, got keys {sorted(target)}"
+            )
+        return target["semantic"]
+    if not isinstance(target, torch.Tensor):
+        raise TypeError(f"target must be a mask tensor or a detection target dict, got {type(target).__name__}")
+    return target
+
+
+def pixel_classes(splits: Any) -> int:
+    """Pixel classes of ``splits`` for a segmentation model: ``num_classes`` of segmentation data,
+    ``num_classes + 1`` (the background added) of detection data, whose items must carry masks."""
+    if getattr(splits, "task", "segment") != "detect":
+        return splits.num_classes
+    if len(splits.train) == 0:
+        raise ValueError("splits: the training split is empty")
+    semantic_target(splits.train[0][1])  # refuse a detection dataset without semantic masks now
+    return splits.num_classes + 1
 
 
 class SemanticMasks(Dataset):

@@ -199,7 +199,7 @@ def deeplabv3(
     return DeepLabV3(c, num_classes, width=width, rates=rates, output_stride=output_stride)
 
 
-@MODELS.register("deeplabv3plus", task="segment")
+@MODELS.register("deeplabv3plus", task="segment", zoo={"target_miou": 0.85})
 def deeplabv3plus(
     in_shape, num_classes: int, width: int = 16, rates=(6, 12, 18), output_stride: int = 16
 ) -> DeepLabV3Plus:

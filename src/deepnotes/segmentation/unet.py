@@ -55,7 +55,7 @@ class UNet(SegmentationModel):
         return self.classifier(x)
 
 
-@MODELS.register("unet", task="segment")
+@MODELS.register("unet", task="segment", zoo={"model_kw": {"width": 8}, "target_miou": 0.85})
 def unet(in_shape, num_classes: int, width: int = 16, depth: int = 4) -> UNet:
     """U-Net for ``in_shape`` images and ``num_classes`` pixel classes."""
     c, _, _ = parse_in_shape(in_shape, 2 ** check_int("depth", depth, min=1, max=6), "unet")

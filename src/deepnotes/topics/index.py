@@ -364,7 +364,7 @@ TOPICS: list[Topic] = [
     Topic('19.1', 'Kalman filter (constant velocity), IoU + Hungarian matching (SORT), appearance embedding cascade (DeepSORT style), KCF',
           ref='`filterpy`, `scipy.optimize.linear_sum_assignment`',
           impl=('deepnotes.tracking.KalmanFilter', 'deepnotes.tracking.constant_velocity_box_filter', 'deepnotes.tracking.linear_assignment', 'deepnotes.tracking.gated_assignment', 'deepnotes.tracking.Sort', 'deepnotes.tracking.DeepSortTracker', 'deepnotes.tracking.AppearanceNet', 'deepnotes.tracking.train_appearance', 'deepnotes.tracking.KCF'),
-          tests=('tests/tracking/test_kalman_assignment_sort.py', 'tests/tracking/test_deepsort.py', 'tests/tracking/test_appearance.py', 'tests/tracking/test_kcf.py', 'tests/lab/test_claims.py'),
+          tests=('tests/tracking/test_kalman_assignment_sort.py', 'tests/tracking/test_assignment_fast.py', 'tests/tracking/test_deepsort.py', 'tests/tracking/test_appearance.py', 'tests/tracking/test_kcf.py', 'tests/lab/test_claims.py'),
           tested_against=('filterpy.kalman.KalmanFilter', 'scipy.optimize.linear_sum_assignment',)),
     Topic('19.2', 'MOTA, MOTP, IDF1, ID switches',
           ref='`motmetrics`',

@@ -2,6 +2,7 @@
 
 from deepnotes.tracking.appearance import AppearanceNet, train_appearance
 from deepnotes.tracking.assignment import gated_assignment, linear_assignment
+from deepnotes.tracking.assignment_fast import fast_gated_assignment, fast_linear_assignment
 from deepnotes.tracking.deepsort import CHI2_95_4DOF, DeepSortTracker
 from deepnotes.tracking.kalman import (
     KalmanFilter,
@@ -24,6 +25,8 @@ __all__ = [
     "box_to_measurement",
     "check_mot_rows",
     "constant_velocity_box_filter",
+    "fast_gated_assignment",
+    "fast_linear_assignment",
     "gated_assignment",
     "gaussian_correlation",
     "iou_distance_xywh",

@@ -127,15 +127,18 @@ def gated_assignment(
     -------
     rows, cols : matched pairs (sorted by row); unmatched_rows, unmatched_cols : the rest.
     """
-    c = _cost_matrix(cost)
-    max_cost = check_float("max_cost", max_cost)
+    return _gated(_cost_matrix(cost), check_float("max_cost", max_cost), linear_assignment)
+
+
+def _gated(c: np.ndarray, max_cost: float, solve) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`gated_assignment` of a checked matrix with solver ``solve`` (shared with the fast path)."""
     n, m = c.shape
     allowed = c <= max_cost
     if n == 0 or m == 0 or not allowed.any():
         rows = cols = np.zeros(0, dtype=np.int64)
     else:
         big = 2.0 * min(n, m) * float(np.abs(c[allowed]).max()) + 1.0
-        rows, cols = linear_assignment(np.where(allowed, c, big))
+        rows, cols = solve(np.where(allowed, c, big))
         ok = allowed[rows, cols]
         rows, cols = rows[ok], cols[ok]
     unmatched_rows = np.setdiff1d(np.arange(n), rows)

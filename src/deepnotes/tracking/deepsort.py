@@ -32,7 +32,7 @@ import numpy as np
 
 from deepnotes.core.checks import check_float, check_int
 from deepnotes.tracking._boxes import check_boxes, iou_xyxy
-from deepnotes.tracking.assignment import gated_assignment
+from deepnotes.tracking.assignment_fast import fast_gated_assignment
 from deepnotes.tracking.kalman import KalmanFilter
 
 __all__ = ["CHI2_95_4DOF", "DeepSortTracker", "xyah_to_xyxy", "xyxy_to_xyah"]
@@ -141,7 +141,7 @@ class DeepSortTracker:
         return 1.0 - np.maximum.reduceat(sims, starts, axis=0)
 
     def _match(self, tracks, dets, cost, max_cost):
-        rows, cols, _, _ = gated_assignment(cost, max_cost)
+        rows, cols, _, _ = fast_gated_assignment(cost, max_cost)
         return tracks[rows], dets[cols]
 
     # --- steps -----------------------------------------------------------------------------------

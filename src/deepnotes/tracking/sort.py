@@ -4,7 +4,8 @@ Every frame, as named steps:
 
 1. **predict** each track's box one frame ahead with the constant-velocity Kalman filter;
 2. **associate** predictions and detections: maximise the number of pairs with
-   ``IoU >= iou_threshold``, then their total IoU (:func:`gated_assignment` on ``−IoU``);
+   ``IoU >= iou_threshold``, then their total IoU (gated assignment on ``−IoU``, solved by the fast path
+   :func:`~deepnotes.tracking.assignment_fast.fast_gated_assignment`);
 3. **update** matched tracks with their detection; start a track for each unmatched detection;
 4. **report** tracks updated this frame that have ``min_hits`` consecutive hits (or all of them
    during the first ``min_hits`` frames), and **delete** tracks unseen for more than ``max_age``.
@@ -21,7 +22,7 @@ import numpy as np
 
 from deepnotes.core.checks import check_int, check_probability
 from deepnotes.tracking._boxes import check_boxes, iou_xyxy
-from deepnotes.tracking.assignment import gated_assignment
+from deepnotes.tracking.assignment_fast import fast_gated_assignment
 from deepnotes.tracking.kalman import (
     SORT_P0,
     box_to_measurement,
@@ -81,7 +82,7 @@ class Sort:
 
     def _associate(self, boxes: np.ndarray, predicted: np.ndarray):
         iou = iou_xyxy(boxes, predicted)
-        return gated_assignment(-iou, -self.iou_threshold)
+        return fast_gated_assignment(-iou, -self.iou_threshold)
 
     def _start_tracks(self, boxes: np.ndarray) -> None:
         x0 = np.zeros((len(boxes), 7))

@@ -1,5 +1,5 @@
-"""Segmentation and tracking: mIoU over a batch of masks vs torchmetrics, assignment vs scipy,
-MOT metrics of a sequence vs motmetrics. Ratios are reported, not targeted."""
+"""Segmentation and tracking: mIoU over a batch of masks vs torchmetrics, assignment (readable and
+fast paths) vs scipy, MOT metrics of a sequence vs motmetrics. Ratios are reported, not targeted."""
 
 from __future__ import annotations
 
@@ -33,6 +33,22 @@ def assignment_case(quick: bool) -> list[BenchItem]:
         cost = np.random.default_rng(n).random((n, n))
         items.append(BenchItem(size=f"{n}x{n}", ours=lambda c=cost: linear_assignment(c),
                                reference=lambda c=cost: linear_sum_assignment(c), repeats=3 if quick else 7))
+    return items
+
+
+@bench_case("linear_assignment_fast", reference="scipy.optimize.linear_sum_assignment", requires=("scipy",))
+def assignment_fast_case(quick: bool) -> list[BenchItem]:
+    """The fast path (Jonker–Volgenant start, then shortest augmenting paths) that SORT and DeepSORT use."""
+    from scipy.optimize import linear_sum_assignment
+
+    from deepnotes.tracking import fast_linear_assignment
+
+    items = []
+    shapes = ((20, 20), (100, 100), (50, 80)) if quick else ((20, 20), (100, 100), (300, 300), (50, 80), (200, 300))
+    for n, m in shapes:
+        cost = np.random.default_rng(n * m).random((n, m))
+        items.append(BenchItem(size=f"{n}x{m}", ours=lambda c=cost: fast_linear_assignment(c),
+                               reference=lambda c=cost: linear_sum_assignment(c), repeats=5 if quick else 9))
     return items
 
 

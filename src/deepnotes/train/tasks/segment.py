@@ -4,6 +4,12 @@ Batches are ``(images (N, C, H, W), masks (N, H, W) int64)``; a mask label equal
 ``ignore_index`` (255, VOC's void) is left out of the loss and the metrics. Evaluation adds up
 one pixel confusion matrix over all batches (and ranks) and reads the metrics from it at the end —
 mIoU over a dataset is not the mean of per-batch mIoUs.
+
+Detection datasets fit too (``data_tasks``): ``--task segment --data shapes`` trains on the
+``semantic`` mask every ``shapes`` target carries (background 0 + the object classes, so
+``num_classes + 1`` pixel classes); a detection dataset without such masks is refused when the
+model is built. ``shapes-seg`` remains the smaller segmentation view (64x64 images, 1-4 objects)
+that ``deepnotes segment-table`` trains on.
 """
 
 from __future__ import annotations
@@ -12,9 +18,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data.dataloader import default_collate
 
 from deepnotes.core.registry import TASKS
 from deepnotes.metrics.segmentation import SegmentationConfusion
+from deepnotes.segmentation.data import pixel_classes, semantic_target
 from deepnotes.segmentation.loss import PixelCrossEntropy
 from deepnotes.train.tasks.base import StepContext, Task
 
@@ -27,9 +35,19 @@ class SegmentationTask(Task):
     metrics = {"loss": False, "miou": True, "pixel_accuracy": True, "mean_pixel_accuracy": True}
     train_metrics = ("loss", "pixel_accuracy")
     monitor = "miou"
+    data_tasks = ("detect",)  # detection targets with a "semantic" mask: trained on that mask
 
     def __init__(self, ignore_index: int = IGNORE_INDEX):
         self.ignore_index = ignore_index
+
+    def collate(self, samples: list[Any]) -> Any:
+        """``(image, mask)`` items, or detection ``(image, target)`` items read as their semantic mask."""
+        return default_collate([(x, semantic_target(y)) for x, y in samples])
+
+    def build_model(self, name: str, splits: Any, **kwargs: Any) -> torch.nn.Module:
+        from deepnotes.core.registry import MODELS
+
+        return MODELS.create(name, splits.in_shape, pixel_classes(splits), **kwargs)
 
     def default_loss(self):
         return PixelCrossEntropy(ignore_index=self.ignore_index)
