@@ -23,9 +23,9 @@ from deepnotes.detection.models.yolo_loss import decode, yolo_loss
 from deepnotes.detection.nms import batched_nms, diou_nms
 
 # dataset_anchors(shapes(seed=0, n_train=500).train, k) rounded to 0.1 px, sorted by area
-SHAPES_ANCHORS_5 = ((15.9, 20.4), (42.2, 14.2), (19.8, 46.9), (44.7, 29.9), (47.2, 52.1))
-SHAPES_ANCHORS_9 = ((13.7, 17.4), (31.1, 11.7), (12.5, 43.4), (28.2, 27.3), (49.1, 16.2),
-                    (21.9, 49.5), (51.7, 31.3), (35.7, 49.6), (53.3, 52.8))
+SHAPES_ANCHORS_5 = ((13.9, 29.5), (39.7, 13.9), (25.3, 47.1), (46.9, 27.8), (50.3, 51.1))
+SHAPES_ANCHORS_9 = ((16.6, 14.0), (12.2, 30.5), (44.9, 12.5), (27.5, 25.9), (16.4, 49.8),
+                    (52.3, 23.3), (29.6, 49.9), (48.7, 38.2), (51.3, 55.4))
 
 
 def dataset_anchors(dataset, k: int, seed: int = 0) -> torch.Tensor:
