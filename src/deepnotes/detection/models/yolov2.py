@@ -79,7 +79,7 @@ class YOLOv2(YOLOBase):
         score_thresh: float = 0.01,
         nms_thresh: float = 0.5,
         detections_per_img: int = 100,
-        pre_nms_top_n: int = 1000,
+        pre_nms_top_n: int = 300,
     ):
         super().__init__()
         self._setup(in_shape, num_classes, anchors, multiple=32, multi_scale=multi_scale, scales=scales,

@@ -44,7 +44,7 @@ from deepnotes.detection.models.yolo_parts import ConvBNAct
 
 YOLOV3_ZOO = {
     "epochs": 12, "batch_size": 16, "lr": 2e-3, "optimizer": "adam", "weight_decay": 0.0,
-    "model_kw": {"width": 8}, "data_kw": {}, "schedule": "cosine", "target_map50": 0.80,
+    "model_kw": {"width": 16}, "data_kw": {}, "schedule": "cosine", "target_map50": 0.80,
 }
 
 
@@ -92,7 +92,7 @@ class YOLOv3(YOLOBase):
         score_thresh: float = 0.01,
         nms_thresh: float = 0.5,
         detections_per_img: int = 100,
-        pre_nms_top_n: int = 1000,
+        pre_nms_top_n: int = 300,
     ):
         super().__init__()
         self._setup(in_shape, num_classes, anchors, multiple=32, multi_scale=multi_scale, scales=scales,
