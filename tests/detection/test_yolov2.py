@@ -11,7 +11,13 @@ import torch.nn.functional as F
 from deepnotes.core.registry import MODELS
 from deepnotes.data import shapes
 from deepnotes.detection.anchors import kmeans_anchors
-from deepnotes.detection.models import SHAPES_ANCHORS_5, SHAPES_ANCHORS_9, YOLOv2, dataset_anchors, reorg
+from deepnotes.detection.models import (
+    SHAPES_ANCHORS_5,
+    SHAPES_ANCHORS_9,
+    YOLOv2,
+    dataset_anchors,
+    reorg,
+)
 
 
 def _few_images(n=4, size=64):

@@ -24,7 +24,14 @@ from deepnotes.detection.models.yolo_base import SHAPES_ANCHORS_5, SHAPES_ANCHOR
 from deepnotes.detection.models.yolo_batch import cutmix_batch, mosaic_batch, rescale_batch
 from deepnotes.detection.models.yolo_loss import yolo_assign, yolo_loss
 from deepnotes.detection.models.yolo_neck import ASFF, DarknetBackbone, SEFusion, YOLONeck
-from deepnotes.detection.models.yolo_parts import SPP, CSPStage, DropBlock2d, drop_block, reorg, smooth_labels
+from deepnotes.detection.models.yolo_parts import (
+    SPP,
+    CSPStage,
+    DropBlock2d,
+    drop_block,
+    reorg,
+    smooth_labels,
+)
 from deepnotes.detection.models.yolov1 import YOLOv1, yolov1_assign, yolov1_loss
 from deepnotes.detection.models.yolov2 import YOLOv2
 from deepnotes.detection.models.yolov3 import YOLOv3

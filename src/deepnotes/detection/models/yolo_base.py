@@ -18,7 +18,12 @@ from torch import nn
 from deepnotes.core.checks import check_choice, check_float, check_int, check_type
 from deepnotes.detection.anchors import kmeans_anchors
 from deepnotes.detection.models._common import check_images, flatten_targets, select_detections
-from deepnotes.detection.models.yolo_batch import cutmix_batch, mosaic_batch, random_size, rescale_batch
+from deepnotes.detection.models.yolo_batch import (
+    cutmix_batch,
+    mosaic_batch,
+    random_size,
+    rescale_batch,
+)
 from deepnotes.detection.models.yolo_loss import decode, yolo_loss
 from deepnotes.detection.nms import batched_nms, diou_nms
 
