@@ -53,7 +53,7 @@ def _train(train, tests, steps: int, seed: int, lr: float = 3e-3, cosine: bool =
 
 
 @claim(
-    "17ms",
+    "17x",
     title="Multi-scale training improves the AP of small objects",
     topics=("17.12", "17.7"),
     source="notes 1213, 1476-1478, 1547",
@@ -115,7 +115,7 @@ QUICK = ("CIoU loss",)
 
 
 @claim(
-    "17ab",
+    "17z",
     title="The YOLOv4 techniques each raise YOLOv3's accuracy",
     topics=("17.7", "17.10"),
     source="notes 1249-1259, 1285",
@@ -160,6 +160,7 @@ def yolov4_ablation(quick: bool, seed: int) -> ClaimResult:
         f"beats the baseline's mean over {repeats} seeds by more than max(3 sd, 0.02); holds if every "
         "technique and all of them together (with ASFF) help",
         holds=holds,
+        figures=[fig],
         partly=bool(helped) or full_helps,
         details="Techniques above the bar: " + (", ".join(helped) if helped else "none") + ".",
     )
