@@ -149,7 +149,7 @@ def yolov4_ablation(quick: bool, seed: int) -> ClaimResult:
     values = [base.mean(), *single.values(), full.mean()]
     ax.barh(labels, values, color=["0.5", *["tab:blue"] * len(single), "tab:green"])
     ax.axvline(bar, color="tab:red", ls="--", label="baseline + max(3 sd, 0.02)")
-    ax.set(xlabel=f"mAP@0.5 after {steps} steps", title="YOLOv3 with one YOLOv4 technique each")
+    ax.set(xlabel=f"mAP@0.5 after {steps} steps", title="YOLOv3 with one YOLOv4 technique each", xlim=(0, max(0.05, 1.2 * max(values + [bar]))))
     ax.invert_yaxis()
     ax.legend(fontsize=7)
     return ClaimResult(
