@@ -42,9 +42,10 @@ from deepnotes.detection.models._common import check_images, flatten_targets, se
 from deepnotes.detection.models.backbone import ConvBNAct, TinyResNet
 from deepnotes.detection.models.centernet import centernet_heatmap_loss, centernet_targets
 
+# the issue sets no CornerNet target: the table holds it to the 0.80 of the other anchor-free detectors
 CORNERNET_ZOO = {
     "epochs": 12, "batch_size": 16, "lr": 2e-3, "optimizer": "adam", "weight_decay": 0.0,
-    "model_kw": {"width": 16}, "data_kw": {}, "schedule": "cosine", "target_map50": None,
+    "model_kw": {"width": 16}, "data_kw": {}, "schedule": "cosine", "target_map50": 0.80,
 }
 
 
