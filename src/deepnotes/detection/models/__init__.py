@@ -18,11 +18,29 @@ from deepnotes.detection.models.centernet import (
     centernet_targets,
     gaussian_radius,
 )
+from deepnotes.detection.models.cornernet import CornerNet, corner_pool, pull_push_loss
 from deepnotes.detection.models.fcos import FCOS, centerness_target, fcos_locations, fcos_targets
+from deepnotes.detection.models.yolo_base import SHAPES_ANCHORS_5, SHAPES_ANCHORS_9, dataset_anchors
+from deepnotes.detection.models.yolo_batch import cutmix_batch, mosaic_batch, rescale_batch
+from deepnotes.detection.models.yolo_loss import yolo_assign, yolo_loss
+from deepnotes.detection.models.yolo_neck import ASFF, DarknetBackbone, SEFusion, YOLONeck
+from deepnotes.detection.models.yolo_parts import (
+    SPP,
+    CSPStage,
+    DropBlock2d,
+    drop_block,
+    reorg,
+    smooth_labels,
+)
 from deepnotes.detection.models.yolov1 import YOLOv1, yolov1_assign, yolov1_loss
+from deepnotes.detection.models.yolov2 import YOLOv2
+from deepnotes.detection.models.yolov3 import YOLOv3
 
 __all__ = [
     "CenterNet",
+    "CornerNet",
+    "corner_pool",
+    "pull_push_loss",
     "FCOS",
     "ConvBNAct",
     "ResidualBlock",
@@ -34,6 +52,26 @@ __all__ = [
     "fcos_targets",
     "gaussian_radius",
     "YOLOv1",
+    "YOLOv2",
+    "YOLOv3",
+    "ASFF",
+    "CSPStage",
+    "DarknetBackbone",
+    "DropBlock2d",
+    "SEFusion",
+    "SHAPES_ANCHORS_5",
+    "SHAPES_ANCHORS_9",
+    "SPP",
+    "YOLONeck",
+    "cutmix_batch",
+    "dataset_anchors",
+    "drop_block",
+    "mosaic_batch",
+    "reorg",
+    "rescale_batch",
+    "smooth_labels",
+    "yolo_assign",
+    "yolo_loss",
     "yolov1_assign",
     "yolov1_loss",
 ]
