@@ -26,7 +26,8 @@ the right stage).
   ``c``, the rest ignored; hinge loss with hard-negative mining
   (:func:`mine_hard_negatives`, :func:`svm_hinge_loss`) plus ``½·svm_weight_decay·‖W‖²``.
   Regressors: proposals with IoU ≥ ``reg_iou_thresh`` (0.6) with an object, least squares on the
-  true class's output plus the ridge term ``½·reg_weight_decay·‖W‖²``. Each SVM starts from the
+  true class's output (targets ``t`` scaled by ``(10, 10, 5, 5)``, torchvision's Fast R-CNN
+  coder, so that they are of order 1 for a mini-batch solver) plus the ridge term ``½·reg_weight_decay·‖W‖²``. Each SVM starts from the
   fine-tuned softmax (:meth:`StagedRegionDetector.warm_start_svms`). The SVMs and the regressors share no parameters and see the same frozen features, so training them in the same
   steps is the same as training them one after the other.
 
@@ -143,7 +144,7 @@ class StagedRegionDetector(nn.Module):
         self.bbox_pred = nn.Linear(pool5_dim, 4 * self.num_classes)  # class-specific regressors on pool5
         nn.init.zeros_(self.bbox_pred.weight)
         nn.init.zeros_(self.bbox_pred.bias)
-        self.box_coder = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0))  # the paper's t, unscaled
+        self.box_coder = BoxCoder(weights=(10.0, 10.0, 5.0, 5.0))  # the paper's t, scaled to order 1
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.int64))
 
     @property
