@@ -127,7 +127,7 @@ class FastRCNN(nn.Module):
 
     def forward(self, images: torch.Tensor, targets=None):
         check_images(images, self.in_shape)
-        proposals = self.proposer(images)
+        proposals = self.proposer(images, cache=self.training)
         if self.training and targets is None:
             raise ValueError("targets are required in training mode (call model.eval() to detect)")
         if self.training:

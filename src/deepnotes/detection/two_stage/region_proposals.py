@@ -3,7 +3,9 @@
 - :class:`SelectiveSearchProposals` runs the toolkit's Selective Search on each image of a batch
   and keeps the boxes in a bounded least-recently-used cache keyed by the image's bytes, so that a
   training image pays for its proposals once (these detectors take their proposals from outside
-  the network; the paper computed them once, offline, for the whole data set).
+  the network; the paper computed them once, offline, for the whole data set). The detectors use
+  the cache in training mode only: at test time the proposals are computed for every image, so
+  that speed measurements include them — they are these detectors' largest cost.
 - :func:`label_proposals` gives each proposal the class of the object it overlaps most when that
   IoU is ≥ ``fg_iou_thresh``, background (0) when the IoU lies in ``[bg_iou_lo, bg_iou_hi)``, and
   ``-1`` (ignored) otherwise.
@@ -47,26 +49,27 @@ class SelectiveSearchProposals:
     def __len__(self) -> int:
         return len(self._cache)
 
-    def one(self, image: torch.Tensor) -> torch.Tensor:
+    def one(self, image: torch.Tensor, cache: bool = True) -> torch.Tensor:
         """Proposals ``Tensor[K, 4]`` (float32, xyxy pixels) of one ``image`` Tensor[3, H, W]."""
         pixels = image.detach().to("cpu", torch.float32).contiguous()
         key = hashlib.blake2b(pixels.numpy().tobytes(), digest_size=16).digest() + bytes(str(tuple(pixels.shape)), "ascii")
-        if key in self._cache:
+        if cache and key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
         boxes = selective_search(pixels, mode=self.mode, seed=self.seed)
         big = ((boxes[:, 2] - boxes[:, 0]) >= self.min_side) & ((boxes[:, 3] - boxes[:, 1]) >= self.min_side)
         boxes = boxes[big][: self.max_proposals]
-        if self.max_cached:
+        if cache and self.max_cached:
             self._cache[key] = boxes
             if len(self._cache) > self.max_cached:
                 self._cache.popitem(last=False)  # the least recently used image
         return boxes
 
-    def __call__(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """One ``Tensor[K_i, 4]`` per image of ``images`` Tensor[N, 3, H, W], on the images' device."""
+    def __call__(self, images: torch.Tensor, cache: bool = True) -> list[torch.Tensor]:
+        """One ``Tensor[K_i, 4]`` per image of ``images`` Tensor[N, 3, H, W], on the images' device;
+        ``cache=False`` computes them afresh and stores nothing."""
         check_tensor("images", images, ndim=4, floating=True, finite=True)
-        return [self.one(x).to(images.device) for x in images]
+        return [self.one(x, cache).to(images.device) for x in images]
 
 
 def label_proposals(proposals: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: torch.Tensor,
