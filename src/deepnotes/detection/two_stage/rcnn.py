@@ -263,8 +263,8 @@ def enlarge_for_context(boxes: torch.Tensor, crop_size: int, context: int) -> to
 @MODELS.register(
     "rcnn", task="detect",
     description="R-CNN: Selective Search, one CNN pass per warped region, per-class SVMs + box regressors (staged)",
-    zoo={"epochs": 12, "batch_size": 16, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0,
-         "model_kw": {"finetune_steps": 450}, "data_kw": {"n_train": 1000, "n_val": 100}, "schedule": "cosine",
+    zoo={"epochs": 6, "batch_size": 16, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0,
+         "model_kw": {"finetune_steps": 150}, "data_kw": {"n_train": 600, "n_val": 50}, "schedule": "cosine",
          "target_map50": 0.50},
 )
 class RCNN(StagedRegionDetector):
