@@ -85,7 +85,7 @@ def _time_parts(name: str, model, image: torch.Tensor) -> dict[str, float]:
 
 
 @claim(
-    "17rcnn",
+    "17l",
     title="Along R-CNN → SPPNet → Fast R-CNN → Faster R-CNN each step removes a time bottleneck",
     topics=("17.6",),
     source="notes 1020-1035, 1037-1042, 1044-1051, 1055-1062",
@@ -208,7 +208,7 @@ def _train_rpn(train, steps: int, seed: int) -> tuple[torch.nn.Module, RegionPro
 
 
 @claim(
-    "17rpn",
+    "17v",
     title="A briefly trained RPN reaches a higher recall than Selective Search with fewer proposals",
     topics=("17.3", "17.6"),
     source="notes 1022, 1059-1062",
