@@ -12,19 +12,19 @@ from deepnotes.data import shapes
 from deepnotes.detection.anchors import AnchorGenerator
 from deepnotes.detection.iou import box_iou
 from deepnotes.detection.models.backbone import TinyResNet
+from deepnotes.detection.roi_pool import roi_spatial_pyramid_pool
 from deepnotes.detection.two_stage import (
     RCNN,
-    SPPNet,
     FastRCNN,
     FastRCNNPredictor,
     MultiScaleRoIAlign,
     RegionProposalNetwork,
     RoIHeads,
     RPNHead,
+    SPPNet,
     TwoMLPHead,
     per_class_detections,
 )
-from deepnotes.detection.roi_pool import roi_spatial_pyramid_pool
 from deepnotes.lab.api import ClaimResult, claim
 from deepnotes.viz import new_figure
 
