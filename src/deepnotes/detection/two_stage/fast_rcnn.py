@@ -61,8 +61,8 @@ def fast_rcnn_loss(class_logits: torch.Tensor, box_regression: torch.Tensor, lab
 @MODELS.register(
     "fast_rcnn", task="detect",
     description="Fast R-CNN: Selective Search proposals, RoI pooling, joint softmax + smooth-L1 training",
-    zoo={"epochs": 10, "batch_size": 8, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0,
-         "model_kw": {}, "data_kw": {}, "schedule": "cosine", "target_map50": 0.50},
+    zoo={"epochs": 5, "batch_size": 8, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0,
+         "model_kw": {}, "data_kw": {"n_train": 400, "n_val": 50}, "schedule": "cosine", "target_map50": 0.50},
 )
 class FastRCNN(nn.Module):
     """Fast R-CNN on a three-stage :class:`TinyResNet` (stride 8, ``width`` channels).
