@@ -250,3 +250,17 @@ def test_cli_trains_both_stages_and_detects(tmp_path, tiny_shapes):
     path = tmp_path / "a.png"
     Image.fromarray((image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()).save(path)
     assert main(["detect", str(run), str(path), "--out", str(tmp_path / "det"), "--score-thresh", "0"]) == 0
+
+
+@pytest.mark.parametrize("name", ["rcnn", "sppnet", "fast_rcnn"])
+def test_no_usable_proposal_trains_on_the_ground_truth_and_detects_nothing(name):
+    kw = {"crop_size": 16, "width": 8} if name == "rcnn" else {"width": 8}
+    model = MODELS.create(name, in_shape=(3, 32, 32), num_classes=3, **kw)
+    model.proposer.min_side = 1e6  # every Selective Search box is dropped
+    images = torch.full((2, 3, 32, 32), 0.5)
+    targets = [{"boxes": torch.tensor([[2.0, 2.0, 20.0, 20.0]]), "labels": torch.tensor([1])}] * 2
+    model.eval()
+    assert [len(o["boxes"]) for o in model(images)] == [0, 0]
+    model.train()
+    terms = model(images, targets)  # the appended ground truth still trains the classifier
+    assert all(torch.isfinite(v) for v in terms.values()) and sum(terms.values()) > 0
