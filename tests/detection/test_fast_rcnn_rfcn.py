@@ -208,3 +208,12 @@ def test_bad_input(name):
 def test_rfcn_in_shape_must_fit_the_stride():
     with pytest.raises(ValueError, match="in_shape"):
         RFCN((3, 30, 32), 3)
+
+
+def test_ps_roi_pool_bench_case_builds_and_runs_once():
+    from deepnotes.bench.runner import select_cases
+
+    (case,) = select_cases(["ps_roi_pool"])
+    for item in case.func(True):  # raises if ours and torchvision disagree
+        item.ours()
+        item.reference()
