@@ -2,6 +2,8 @@
 
 Each equals its torchvision counterpart (``models.detection.rpn.RegionProposalNetwork``,
 ``models.detection.roi_heads.RoIHeads``, ``ops.MultiScaleRoIAlign``) for the same weights and inputs.
+The R-CNN line before Faster R-CNN is here too: R-CNN, SPPNet and Fast R-CNN on Selective Search
+proposals, and R-FCN with position-sensitive RoI pooling (equal to ``torchvision.ops.ps_roi_pool``).
 """
 
 from deepnotes.detection.two_stage.alternating import train_alternating
@@ -12,6 +14,7 @@ from deepnotes.detection.two_stage.cascade import (
     CascadeRoIHeads,
     cascade_stage_loss,
 )
+from deepnotes.detection.two_stage.fast_rcnn import FastRCNN, fast_rcnn_loss
 from deepnotes.detection.two_stage.faster_rcnn import FasterRCNN, TwoStageDetector
 from deepnotes.detection.two_stage.fpn import FeaturePyramid, FPNFasterRCNN, PyramidDetector
 from deepnotes.detection.two_stage.panet import (
@@ -22,9 +25,25 @@ from deepnotes.detection.two_stage.panet import (
 )
 from deepnotes.detection.two_stage.poolers import LevelMapper, MultiScaleRoIAlign, infer_scale
 from deepnotes.detection.two_stage.proposals import filter_proposals, top_n_per_level
+from deepnotes.detection.two_stage.ps_roi_pool import PSRoIPool, ps_roi_pool
+from deepnotes.detection.two_stage.rcnn import (
+    RCNN,
+    StagedRegionDetector,
+    mine_hard_negatives,
+    svm_hinge_loss,
+    svm_targets,
+)
+from deepnotes.detection.two_stage.region_proposals import (
+    SelectiveSearchProposals,
+    label_proposals,
+    per_class_detections,
+    sample_rois,
+)
+from deepnotes.detection.two_stage.rfcn import RFCN, ohem_select
 from deepnotes.detection.two_stage.roi_heads import RoIHeads, fastrcnn_loss
 from deepnotes.detection.two_stage.rpn import RegionProposalNetwork
 from deepnotes.detection.two_stage.rpn_head import RPNHead, flatten_predictions
+from deepnotes.detection.two_stage.sppnet import SPPNet
 
 __all__ = [
     "AdaptiveFeaturePooling",
@@ -37,6 +56,22 @@ __all__ = [
     "PANet",
     "PANetNeck",
     "PyramidDetector",
+    "FastRCNN",
+    "PSRoIPool",
+    "RFCN",
+    "ohem_select",
+    "ps_roi_pool",
+    "RCNN",
+    "SPPNet",
+    "fast_rcnn_loss",
+    "SelectiveSearchProposals",
+    "StagedRegionDetector",
+    "label_proposals",
+    "mine_hard_negatives",
+    "per_class_detections",
+    "sample_rois",
+    "svm_hinge_loss",
+    "svm_targets",
     "FastRCNNPredictor",
     "FasterRCNN",
     "LevelMapper",
