@@ -19,6 +19,13 @@ from deepnotes.detection.models.centernet import (
     gaussian_radius,
 )
 from deepnotes.detection.models.fcos import FCOS, centerness_target, fcos_locations, fcos_targets
+from deepnotes.detection.models.ssd import (
+    SSD,
+    hard_negative_mask,
+    ssd_default_boxes,
+    ssd_loss,
+    ssd_match,
+)
 from deepnotes.detection.models.yolov1 import YOLOv1, yolov1_assign, yolov1_loss
 
 __all__ = [
@@ -33,6 +40,11 @@ __all__ = [
     "fcos_locations",
     "fcos_targets",
     "gaussian_radius",
+    "SSD",
+    "hard_negative_mask",
+    "ssd_default_boxes",
+    "ssd_loss",
+    "ssd_match",
     "YOLOv1",
     "yolov1_assign",
     "yolov1_loss",
