@@ -19,6 +19,12 @@ from deepnotes.detection.models.centernet import (
     gaussian_radius,
 )
 from deepnotes.detection.models.fcos import FCOS, centerness_target, fcos_locations, fcos_targets
+from deepnotes.detection.models.retinanet import (
+    RetinaNet,
+    prior_bias,
+    retinanet_loss,
+    retinanet_match,
+)
 from deepnotes.detection.models.ssd import (
     SSD,
     hard_negative_mask,
@@ -40,7 +46,11 @@ __all__ = [
     "fcos_locations",
     "fcos_targets",
     "gaussian_radius",
+    "RetinaNet",
     "SSD",
+    "prior_bias",
+    "retinanet_loss",
+    "retinanet_match",
     "hard_negative_mask",
     "ssd_default_boxes",
     "ssd_loss",
