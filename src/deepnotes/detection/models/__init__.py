@@ -19,6 +19,7 @@ from deepnotes.detection.models.centernet import (
     gaussian_radius,
 )
 from deepnotes.detection.models.fcos import FCOS, centerness_target, fcos_locations, fcos_targets
+from deepnotes.detection.models.overfeat import OverFeat, merge_boxes, overfeat_targets
 from deepnotes.detection.models.retinanet import (
     RetinaNet,
     prior_bias,
@@ -46,7 +47,10 @@ __all__ = [
     "fcos_locations",
     "fcos_targets",
     "gaussian_radius",
+    "OverFeat",
     "RetinaNet",
+    "merge_boxes",
+    "overfeat_targets",
     "SSD",
     "prior_bias",
     "retinanet_loss",
