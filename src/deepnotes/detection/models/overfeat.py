@@ -92,7 +92,7 @@ def merge_boxes(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
 
 @MODELS.register("overfeat", task="detect",
                  description="OverFeat-style: a window classifier run fully convolutionally, boxes per location, merging",
-                 zoo=dict(epochs=12, batch_size=16, lr=2e-3, schedule="cosine", target_map50=None))
+                 zoo=dict(epochs=10, batch_size=16, lr=2e-3, schedule="cosine", data_kw={"n_val": 100}, target_map50=None))
 class OverFeat(nn.Module):
     """A window classifier (``TinyResNet`` to stride 8, a ``kernel × kernel`` "fully connected"
     convolution, then ``1 × 1`` ones) applied to the whole image.
