@@ -135,7 +135,8 @@ def test_ssd_trains_a_few_steps_and_its_loss_falls():
     assert set(terms) == {"loss_cls", "loss_box"}
     assert losses[-1] < 0.5 * losses[0]
     model.eval()
-    out = model(images[:3])
+    with torch.no_grad():
+        out = model(images[:3])
     assert len(out) == 3 and set(out[0]) == {"boxes", "scores", "labels"}
     assert out[0]["boxes"].shape[1] == 4 and len(out[0]["scores"]) <= 100
     assert out[0]["labels"].min() >= 1 and out[0]["labels"].max() <= 3
