@@ -112,3 +112,12 @@ def test_overfeat_bad_input():
         model(torch.rand(1, 3, 64, 64), [{"boxes": torch.tensor([[9.0, 0, 1, 9]]), "labels": torch.tensor([1])}])
     with pytest.raises(ValueError, match="images must have shape"):
         model.eval()(torch.rand(1, 1, 64, 64))
+
+
+def test_negative_regressed_distances_give_valid_boxes():
+    model = OverFeat((3, 64, 64), 3, width=8, score_thresh=0.0).eval()
+    cls = torch.zeros(1, 64, 4)
+    box = torch.full((1, 64, 4), -5.0)  # an untrained regressor can say "−5 px to the left side"
+    out = model.postprocess(cls, box)[0]
+    assert len(out["boxes"]) > 0
+    assert bool((out["boxes"][:, 2:] >= out["boxes"][:, :2]).all())

@@ -123,3 +123,15 @@ def test_read_rows_of_an_empty_folder(tmp_path):
     assert read_rows(tmp_path) == []
     assert write_table(tmp_path) == []
     assert (tmp_path / "table.md").read_text().count("\n") == 4
+
+
+@pytest.mark.parametrize("name", ["ssd", "retinanet", "overfeat"])
+def test_each_new_detector_trains_through_the_trainer(tmp_path, name):
+    from deepnotes.detection.zoo import train_and_measure
+
+    over = {"epochs": 1, "batch_size": 4, "model_kw": {"width": 8},
+            "data_kw": {"n_train": 4, "n_val": 2, "n_test": 3, "image_size": 64, "max_size": 24}}
+    row = train_and_measure(name, tmp_path, overrides=over)
+    assert row["model"] == name and 0 <= row["map_50"] <= 1 and row["epochs"] == 1
+    assert row["params"] == sum(p.numel() for p in MODELS.create(name, (3, 64, 64), 3, width=8).parameters())
+    assert (tmp_path / "rows" / f"{name}.json").is_file()

@@ -162,6 +162,7 @@ class OverFeat(nn.Module):
         c = c1 - 1
         scores = cls.softmax(-1)[..., 1:]  # (N, P, C)
         pts = self.points.to(box.dtype)
+        box = box.clamp(min=0)  # a distance to a side is never negative (regressed values can be)
         boxes = torch.cat([pts - box[..., :2], pts + box[..., 2:]], -1)  # (N, P, 4)
         h, w = self.in_shape[1:]
         boxes = torch.stack([boxes[..., 0].clamp(0, w), boxes[..., 1].clamp(0, h),
