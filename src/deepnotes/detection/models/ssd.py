@@ -19,7 +19,8 @@ rest are background (class 0).
 
 where ``Neg`` is hard-negative mining: per image, the background boxes with the highest
 background loss, at most three times as many as the image's positives (``L = 0`` when N = 0).
-At test time: softmax scores of the C object classes per default box, per-class NMS at 0.45.
+At test time: softmax scores of the C object classes per default box, the 1000 best (box, class)
+pairs per image, per-class NMS at 0.45.
 
 Here: the maps are the stride 8, 16, 32 and 64 stages of a :class:`TinyResNet` (the paper
 adds extra layers after VGG-16; here they are further residual stages), for 128 × 128 images.
@@ -136,7 +137,8 @@ class SSD(nn.Module):
 
     def __init__(self, in_shape=(3, 128, 128), num_classes: int = 3, width: int = 32, aspect_ratios=(2, 3),
                  min_ratio: float = 0.1, max_ratio: float = 0.5, iou_threshold: float = 0.5, neg_pos_ratio: int = 3,
-                 score_thresh: float = 0.01, nms_thresh: float = 0.45, detections_per_img: int = 100):
+                 score_thresh: float = 0.01, nms_thresh: float = 0.45, detections_per_img: int = 100,
+                 topk_candidates: int = 1000):
         super().__init__()
         check_type("in_shape", in_shape, (tuple, list))
         if len(in_shape) != 3 or in_shape[1] % 64 or in_shape[2] % 64:
@@ -153,6 +155,7 @@ class SSD(nn.Module):
         self.score_thresh = check_float("score_thresh", score_thresh, min=0.0, max=1.0)
         self.nms_thresh = check_float("nms_thresh", nms_thresh, min=0.0, max=1.0)
         self.detections_per_img = check_int("detections_per_img", detections_per_img, min=1)
+        self.topk_candidates = check_int("topk_candidates", topk_candidates, min=1)
         w = check_int("width", width, min=2)
         widths = (w // 2, w, 2 * w, 4 * w, 4 * w, 4 * w)  # strides 2 … 64
         self.backbone = TinyResNet(self.in_shape[0], widths, stem_width=w // 2)
@@ -182,15 +185,16 @@ class SSD(nn.Module):
 
     def postprocess(self, cls: torch.Tensor, box: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         n, a, c1 = cls.shape
-        scores = cls.softmax(-1)[..., 1:]  # (N, A, C)
-        anchors = self.anchors.to(box.dtype).repeat(n, 1)
-        boxes = self.coder.decode(box.reshape(-1, 4), anchors).view(n, a, 4)
-        h, w = self.in_shape[1:]
-        boxes = torch.stack([boxes[..., 0].clamp(0, w), boxes[..., 1].clamp(0, h),
-                             boxes[..., 2].clamp(0, w), boxes[..., 3].clamp(0, h)], -1)
         c = c1 - 1
-        boxes = boxes.unsqueeze(2).expand(n, a, c, 4).reshape(-1, 4)
-        labels = torch.arange(c, device=cls.device).expand(n, a, c).reshape(-1)
-        image = torch.arange(n, device=cls.device).view(-1, 1, 1).expand(n, a, c).reshape(-1)
-        return select_detections(boxes, scores.reshape(-1), labels, image, n, score_thresh=self.score_thresh,
-                                 nms_thresh=self.nms_thresh, detections_per_img=self.detections_per_img)
+        k = min(self.topk_candidates, a * c)
+        scores, index = cls.softmax(-1)[..., 1:].flatten(1).topk(k, dim=1)  # best (box, class) pairs per image
+        anchor, labels = index // c, index % c
+        deltas = box.gather(1, anchor.unsqueeze(-1).expand(-1, -1, 4))
+        boxes = self.coder.decode(deltas.reshape(-1, 4), self.anchors.to(box.dtype)[anchor.reshape(-1)])
+        h, w = self.in_shape[1:]
+        boxes = torch.stack([boxes[:, 0].clamp(0, w), boxes[:, 1].clamp(0, h),
+                             boxes[:, 2].clamp(0, w), boxes[:, 3].clamp(0, h)], -1)
+        image = torch.arange(n, device=cls.device).view(-1, 1).expand(-1, k)
+        return select_detections(boxes, scores.reshape(-1), labels.reshape(-1), image.reshape(-1), n,
+                                 score_thresh=self.score_thresh, nms_thresh=self.nms_thresh,
+                                 detections_per_img=self.detections_per_img)
