@@ -293,6 +293,7 @@ def table_figure(rows: list[dict[str, Any]]):
         ax2.scatter(r["fps"], r["map_50"])
         ax2.annotate(r["model"], (r["fps"], r["map_50"]), textcoords="offset points", xytext=(4, 3), fontsize=8)
     ax2.set_xscale("log")
+    ax2.margins(x=0.2)  # room for the names
     ax2.set_xlabel("CPU speed (test images per CPU-second, batch 16)")
     ax2.set_ylabel("mAP@0.5")
     ax2.set_ylim(0, 1)

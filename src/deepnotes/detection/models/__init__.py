@@ -20,6 +20,20 @@ from deepnotes.detection.models.centernet import (
 )
 from deepnotes.detection.models.cornernet import CornerNet, corner_pool, pull_push_loss
 from deepnotes.detection.models.fcos import FCOS, centerness_target, fcos_locations, fcos_targets
+from deepnotes.detection.models.overfeat import OverFeat, merge_boxes, overfeat_targets
+from deepnotes.detection.models.retinanet import (
+    RetinaNet,
+    prior_bias,
+    retinanet_loss,
+    retinanet_match,
+)
+from deepnotes.detection.models.ssd import (
+    SSD,
+    hard_negative_mask,
+    ssd_default_boxes,
+    ssd_loss,
+    ssd_match,
+)
 from deepnotes.detection.models.yolo_base import SHAPES_ANCHORS_5, SHAPES_ANCHORS_9, dataset_anchors
 from deepnotes.detection.models.yolo_batch import cutmix_batch, mosaic_batch, rescale_batch
 from deepnotes.detection.models.yolo_loss import yolo_assign, yolo_loss
@@ -51,6 +65,18 @@ __all__ = [
     "fcos_locations",
     "fcos_targets",
     "gaussian_radius",
+    "OverFeat",
+    "RetinaNet",
+    "merge_boxes",
+    "overfeat_targets",
+    "SSD",
+    "prior_bias",
+    "retinanet_loss",
+    "retinanet_match",
+    "hard_negative_mask",
+    "ssd_default_boxes",
+    "ssd_loss",
+    "ssd_match",
     "YOLOv1",
     "YOLOv2",
     "YOLOv3",

@@ -86,7 +86,7 @@ def centernet_heatmap_loss(logits: torch.Tensor, heat: torch.Tensor, num_objects
 
 
 @MODELS.register("centernet", task="detect", description="CenterNet: Gaussian heatmap peaks, size and offset heads",
-                 zoo=dict(epochs=12, batch_size=16, lr=2e-3, schedule="cosine", target_map50=0.80))
+                 zoo=dict(epochs=8, batch_size=16, lr=2e-3, schedule="cosine", data_kw={"n_val": 100}, target_map50=0.80))
 class CenterNet(nn.Module):
     """CenterNet at output stride 4 on a :class:`TinyResNet` with two upsampling steps.
 
