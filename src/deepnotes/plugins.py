@@ -25,6 +25,7 @@ REGISTERING_PACKAGES = (
     "deepnotes.generative",
     "deepnotes.attention",
     "deepnotes.detection.models",
+    "deepnotes.detection.two_stage",
 )
 
 

@@ -85,7 +85,8 @@ def centernet_heatmap_loss(logits: torch.Tensor, heat: torch.Tensor, num_objects
     return -(pos_term + neg_term) / max(num_objects, 1)
 
 
-@MODELS.register("centernet", task="detect", description="CenterNet: Gaussian heatmap peaks, size and offset heads")
+@MODELS.register("centernet", task="detect", description="CenterNet: Gaussian heatmap peaks, size and offset heads",
+                 zoo=dict(epochs=12, batch_size=16, lr=2e-3, schedule="cosine", target_map50=0.80))
 class CenterNet(nn.Module):
     """CenterNet at output stride 4 on a :class:`TinyResNet` with two upsampling steps.
 

@@ -125,7 +125,8 @@ def yolov1_loss(
     }
 
 
-@MODELS.register("yolov1", task="detect", description="YOLOv1: S×S grid, B boxes per cell, sum-squared loss")
+@MODELS.register("yolov1", task="detect", description="YOLOv1: S×S grid, B boxes per cell, sum-squared loss",
+                 zoo=dict(epochs=10, batch_size=16, lr=2e-3, schedule="cosine", target_map50=0.50))
 class YOLOv1(nn.Module):
     """YOLOv1 on a :class:`TinyResNet` (stride 16).
 

@@ -44,10 +44,14 @@ def fastrcnn_loss(
     """``(classification loss, box loss)``; only the true class's deltas of foreground RoIs are regressed.
 
     Without foreground RoIs the box loss is 0. Training always has RoIs to classify as long as some
-    image has a proposal or an object (the ground truth is appended to the proposals).
+    image has a proposal or an object (the ground truth is appended to the proposals); with none at
+    all both losses are 0 (not NaN), still connected to the graph.
     """
     labels = torch.cat(list(labels))
     targets = torch.cat(list(regression_targets))
+    if labels.numel() == 0:  # no RoI at all (no proposal survived and no object): nothing to learn
+        zero = class_logits.sum() * 0.0 + box_regression.sum() * 0.0
+        return zero, zero.clone()
     classification_loss = F.cross_entropy(class_logits, labels)
     pos = torch.where(labels > 0)[0]
     per_class = box_regression.reshape(class_logits.shape[0], -1, 4)
