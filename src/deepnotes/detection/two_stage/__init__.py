@@ -4,8 +4,16 @@ Each equals its torchvision counterpart (``models.detection.rpn.RegionProposalNe
 ``models.detection.roi_heads.RoIHeads``, ``ops.MultiScaleRoIAlign``) for the same weights and inputs.
 """
 
+from deepnotes.detection.two_stage.alternating import train_alternating
 from deepnotes.detection.two_stage.box_head import FastRCNNPredictor, TwoMLPHead
+from deepnotes.detection.two_stage.cascade import (
+    AgnosticPredictor,
+    CascadeRCNN,
+    CascadeRoIHeads,
+    cascade_stage_loss,
+)
 from deepnotes.detection.two_stage.faster_rcnn import FasterRCNN, TwoStageDetector
+from deepnotes.detection.two_stage.fpn import FeaturePyramid, FPNFasterRCNN, PyramidDetector
 from deepnotes.detection.two_stage.mask_head import (
     MaskRCNNHeads,
     MaskRCNNPredictor,
@@ -20,6 +28,12 @@ from deepnotes.detection.two_stage.mask_scoring import (
     maskiou_targets,
     rescore,
 )
+from deepnotes.detection.two_stage.panet import (
+    AdaptiveFeaturePooling,
+    AdaptiveTwoMLPHead,
+    PANet,
+    PANetNeck,
+)
 from deepnotes.detection.two_stage.paste_masks import expand_boxes, paste_masks_in_image
 from deepnotes.detection.two_stage.poolers import LevelMapper, MultiScaleRoIAlign, infer_scale
 from deepnotes.detection.two_stage.proposals import filter_proposals, top_n_per_level
@@ -28,6 +42,16 @@ from deepnotes.detection.two_stage.rpn import RegionProposalNetwork
 from deepnotes.detection.two_stage.rpn_head import RPNHead, flatten_predictions
 
 __all__ = [
+    "AdaptiveFeaturePooling",
+    "AdaptiveTwoMLPHead",
+    "AgnosticPredictor",
+    "CascadeRCNN",
+    "CascadeRoIHeads",
+    "FPNFasterRCNN",
+    "FeaturePyramid",
+    "PANet",
+    "PANetNeck",
+    "PyramidDetector",
     "FastRCNNPredictor",
     "FasterRCNN",
     "LevelMapper",
@@ -37,6 +61,7 @@ __all__ = [
     "RoIHeads",
     "TwoMLPHead",
     "TwoStageDetector",
+    "cascade_stage_loss",
     "fastrcnn_loss",
     "filter_proposals",
     "flatten_predictions",
@@ -57,4 +82,5 @@ __all__ = [
     "paste_masks_in_image",
     "project_masks_on_boxes",
     "rescore",
+    "train_alternating",
 ]

@@ -43,11 +43,11 @@ from deepnotes.detection.two_stage.rpn_head import RPNHead
 
 # the shared recorded settings of the zoo; each model copies and adjusts them
 ZOO_BASE = {
-    "epochs": 10,
+    "epochs": 9,
     "batch_size": 16,
-    "lr": 0.01,
-    "optimizer": "momentum",
-    "weight_decay": 1e-4,
+    "lr": 2e-3,
+    "optimizer": "adam",
+    "weight_decay": 0.0,
     "model_kw": {},
     "data_kw": {"n_train": 2000},
     "schedule": "cosine",
@@ -85,8 +85,8 @@ class TwoStageDetector(nn.Module):
         rpn_bg_iou_thresh: float = 0.3,
         rpn_batch_size_per_image: int = 256,
         rpn_positive_fraction: float = 0.5,
-        rpn_pre_nms_top_n: Sequence[int] = (600, 300),
-        rpn_post_nms_top_n: Sequence[int] = (300, 100),
+        rpn_pre_nms_top_n: Sequence[int] = (300, 300),
+        rpn_post_nms_top_n: Sequence[int] = (150, 100),
         rpn_nms_thresh: float = 0.7,
         box_fg_iou_thresh: float = 0.5,
         box_bg_iou_thresh: float = 0.5,
