@@ -138,8 +138,9 @@ def test_maskiou_head_shapes_and_bad_input():
     head = MaskIoUHead(6, 4, pool_size=8, conv_width=5, representation_size=16)
     out = head(torch.randn(3, 6, 8, 8), torch.rand(3, 1, 16, 16))
     assert out.shape == (3, 4)
-    with pytest.raises(ValueError, match="pool_size must be even"):
-        MaskIoUHead(6, 4, pool_size=7)
+    assert MaskIoUHead(6, 4, pool_size=7)(torch.randn(2, 6, 7, 7), torch.rand(2, 1, 14, 14)).shape == (2, 4)
+    with pytest.raises(ValueError, match="pool_size must be >= 1"):
+        MaskIoUHead(6, 4, pool_size=0)
     with pytest.raises(ValueError, match="mask \\(K, 1, 16, 16\\)"):
         head(torch.randn(3, 6, 8, 8), torch.rand(3, 1, 14, 14))
     with pytest.raises(ValueError, match="one row per RoI"):

@@ -36,7 +36,7 @@ from deepnotes.detection.two_stage.paste_masks import paste_masks_in_image
 
 class MaskIoUHead(nn.Module):
     """``(features Tensor[K, C, S, S], mask Tensor[K, 1, 2S, 2S]) → Tensor[K, num_classes]``
-    predicted mask IoUs; ``S`` (``pool_size``) must be even."""
+    predicted mask IoUs (``S`` is ``pool_size``)."""
 
     def __init__(
         self,
@@ -49,9 +49,7 @@ class MaskIoUHead(nn.Module):
         super().__init__()
         c = check_int("in_channels", in_channels, min=1)
         self.num_classes = check_int("num_classes", num_classes, min=2)
-        self.pool_size = check_int("pool_size", pool_size, min=2)
-        if self.pool_size % 2:
-            raise ValueError(f"pool_size must be even (the last conv halves it), got {pool_size}")
+        self.pool_size = check_int("pool_size", pool_size, min=1)
         width = check_int("conv_width", conv_width, min=1)
         rep = check_int("representation_size", representation_size, min=1)
         layers, c_in = [], c + 1
@@ -59,7 +57,7 @@ class MaskIoUHead(nn.Module):
             layers += [nn.Conv2d(c_in, width, 3, stride=2 if i == 3 else 1, padding=1), nn.ReLU()]
             c_in = width
         self.convs = nn.Sequential(*layers)
-        side = self.pool_size // 2
+        side = (self.pool_size - 1) // 2 + 1  # after the stride-2 conv (kernel 3, padding 1)
         self.fc = nn.Sequential(
             nn.Linear(width * side * side, rep), nn.ReLU(), nn.Linear(rep, rep), nn.ReLU()
         )
