@@ -163,3 +163,33 @@ def test_model_bad_input():
         model(x, [{k: v for k, v in ti.items() if k != "masks"} for ti in t])
     with pytest.raises(ValueError, match="one mask per box"):
         model(x, [dict(ti, masks=ti["masks"][:0]) for ti in t if len(ti["boxes"])])
+
+
+# --- the command line: deepnotes train --task detect, then deepnotes detect ------------------------
+@pytest.mark.parametrize("name", ["mask_rcnn", "ms_rcnn"])
+def test_cli_trains_and_detects_with_mask_models(name, tmp_path, monkeypatch):
+    import functools
+    import json
+
+    from PIL import Image
+
+    import deepnotes.data as data
+    from deepnotes.cli import main
+
+    real = data.resolve_dataset
+    tiny = dict(n_train=8, n_val=2, n_test=2, image_size=32, max_objects=2, min_size=8, max_size=16)
+    monkeypatch.setattr(data, "resolve_dataset", lambda n: functools.partial(shapes, **tiny) if n == "shapes" else real(n))
+    run = tmp_path / "run"
+    assert main(["train", "--task", "detect", "--model", name, "--data", "shapes", "--epochs", "1",
+                 "--batch-size", "4", "--model-kw", "width=8", "--model-kw", "anchor_sizes=(8,16)",
+                 "--model-kw", "mask_pool_size=7", "--out", str(run), "--no-progress"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    for key in ("test_map_50", "test_map_segm_50"):  # box and mask mAP of the test split
+        assert 0 <= summary[key] <= 1 or summary[key] == -1
+    header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert "val_map_segm_50" in header and "train_loss_mask" in header
+    image, _ = shapes(**tiny).test[0]
+    path = tmp_path / "a.png"
+    Image.fromarray((image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()).save(path)
+    assert main(["detect", str(run), str(path), "--out", str(tmp_path / "det"), "--score-thresh", "0"]) == 0
+    assert (tmp_path / "det" / "a.png").exists()
