@@ -11,6 +11,7 @@ MODULES = [
     "deepnotes.detection.coder",
     "deepnotes.detection.nms",
     "deepnotes.detection.soft_nms",
+    "deepnotes.detection.mask_iou",
 ]
 
 

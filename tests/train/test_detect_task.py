@@ -51,7 +51,10 @@ def test_collate_keeps_images_without_objects_and_refuses_mixed_sizes():
     one = {"boxes": torch.tensor([[1.0, 2.0, 5.0, 9.0]]), "labels": torch.tensor([2])}
     images, targets = task.collate([(img, empty), (img, one)])
     assert images.shape == (2, 3, 16, 16) and task.batch_size((images, targets)) == 2
-    assert set(targets[0]) == {"boxes", "labels"} and targets[0]["boxes"].shape == (0, 4)
+    assert targets[0]["boxes"].shape == (0, 4)
+    # instance masks are kept when given (uint8, for mask heads), absent otherwise
+    assert set(targets[0]) == {"boxes", "labels", "masks"} and targets[0]["masks"].dtype == torch.uint8
+    assert set(targets[1]) == {"boxes", "labels"}
     assert torch.equal(targets[1]["labels"], torch.tensor([2]))
     with pytest.raises(ValueError, match="one size"):
         task.collate([(img, one), (torch.rand(3, 8, 8), one)])

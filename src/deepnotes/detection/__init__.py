@@ -29,6 +29,7 @@ from deepnotes.detection.losses import (
     smooth_l1_box_loss,
 )
 from deepnotes.detection.map import mean_average_precision, measure_fps
+from deepnotes.detection.mask_iou import mask_iou
 from deepnotes.detection.matcher import BalancedPositiveNegativeSampler, Matcher
 from deepnotes.detection.nms import batched_nms, diou_nms, nms
 from deepnotes.detection.proposals import sliding_window_boxes
@@ -76,6 +77,7 @@ __all__ = [
     "generalized_box_iou_paired",
     "iou_loss",
     "kmeans_anchors",
+    "mask_iou",
     "mean_average_precision",
     "measure_fps",
     "nms",

@@ -40,15 +40,23 @@ def pair_iou(d: np.ndarray, g: np.ndarray, crowd: np.ndarray) -> np.ndarray:
         return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
-def _match(det, gt, thresholds, max_det):
-    """Greedy matching; returns ``dt_matched, dt_ignored (D, T, A)`` for the detections kept."""
+def _match(det, gt, thresholds, max_det, iou_table=None):
+    """Greedy matching; returns ``dt_matched, dt_ignored (D, T, A)`` for the detections kept.
+
+    Box IoU by default; with ``iou_table`` (mask IoU, ``[image, det["row"], gt["row"]]``) the
+    pairs' IoU is looked up there and a detection's area is ``det["area"]``.
+    """
     n_t, n_a = len(thresholds), len(AREA_RANGES)
     lo = np.array([r[0] for r in AREA_RANGES])
     hi = np.array([r[1] for r in AREA_RANGES])
     gt_ignored = (
         gt["crowd"][:, None] | (gt["area"][:, None] < lo) | (gt["area"][:, None] > hi)
     )  # (G, A)
-    det_area = (det["box"][:, 2] - det["box"][:, 0]) * (det["box"][:, 3] - det["box"][:, 1])
+    det_area = (
+        det["area"]
+        if "area" in det
+        else (det["box"][:, 2] - det["box"][:, 0]) * (det["box"][:, 3] - det["box"][:, 1])
+    )
     det_outside = (det_area[:, None] < lo) | (det_area[:, None] > hi)  # (D, A)
     n_d = len(det["score"])
     matched = np.zeros((n_d, n_t, n_a), dtype=bool)
@@ -66,7 +74,10 @@ def _match(det, gt, thresholds, max_det):
         + np.arange(count.sum())
         - np.repeat(np.cumsum(count) - count, count)
     ]
-    iou = pair_iou(det["box"][pd], gt["box"][pg], gt["crowd"][pg])
+    if iou_table is None:
+        iou = pair_iou(det["box"][pd], gt["box"][pg], gt["crowd"][pg])
+    else:
+        iou = iou_table[det["image"][pd], det["row"][pd], gt["row"][pg]]
     # per rank step, each detection's pairs contiguous and ordered worst → best
     # (pycocotools keeps the last of equal IoUs in ground-truth order)
     order = np.lexsort((pg, iou, pd, det["rank"][pd]))
@@ -166,11 +177,14 @@ def _accumulate(det, matched, ignored, n_pos, n_classes, n_t, with_precision=Tru
     return precision, recall
 
 
-def coco_evaluate(det: dict, gt: dict, n_classes: int, thresholds) -> dict:
+def coco_evaluate(det: dict, gt: dict, n_classes: int, thresholds, iou_table=None) -> dict:
     """Precision ``(T, R, K, A)`` (at 100 detections) and recall ``(T, K, A, M)`` for ``MAX_DETS``.
 
     ``det``/``gt``: flat arrays (``image``, ``cls``, ``box``; ``score`` for detections; ``crowd``,
     ``area`` for ground truth), as built by :func:`~deepnotes.detection.map.mean_average_precision`.
+    Segmentation (``iouType="segm"``): ``iou_table[i, d, g]`` holds the mask IoU of the ``d``-th
+    detection and ``g``-th ground truth of image ``i`` (``row`` entries in ``det``/``gt``), and
+    ``det["area"]`` the detections' mask areas; everything else is the same arithmetic.
     """
     n_t = len(thresholds)
     n_images = int(max(det["image"].max(initial=-1), gt["image"].max(initial=-1))) + 1
@@ -185,7 +199,7 @@ def coco_evaluate(det: dict, gt: dict, n_classes: int, thresholds) -> dict:
     keep = rank < MAX_DETS[-1]
     det = {k: v[keep] for k, v in det.items()}
     det["rank"] = rank[keep]
-    matched, ignored, gt_ignored = _match(det, gt, thresholds, MAX_DETS[-1])
+    matched, ignored, gt_ignored = _match(det, gt, thresholds, MAX_DETS[-1], iou_table)
     n_pos = np.zeros((n_classes, len(AREA_RANGES)))
     np.add.at(n_pos, gt["cls"], (~gt_ignored).astype(np.float64))
     recall = np.empty((n_t, n_classes, len(AREA_RANGES), len(MAX_DETS)))

@@ -11,6 +11,13 @@ area when absent). Three definitions of AP (they give different numbers on the s
 - ``"voc07"``: 11-point interpolated AP at IoU 0.5; ``"voc12"``: all-point AP at IoU 0.5
   (:mod:`deepnotes.detection.voc_eval`); ``iscrowd`` marks VOC's "difficult" boxes there.
 
+Segmentation AP (``iou_type="segm"``, COCO style): each dict also holds ``masks``
+(``Tensor[N, H, W]`` bool, or integer 0/1 — threshold probabilities first), predictions and
+targets of one image sharing ``H, W``; pairs are matched by mask IoU
+(:func:`~deepnotes.detection.mask_iou.mask_iou`), a detection's area is its pixel count, a
+target's default ``area`` too, and ``boxes`` become optional — equal to pycocotools'
+``COCOeval(iouType="segm")`` on the masks' run-length codes.
+
 A class without (non-ignored) ground truth has no AP and is left out of the mean; a mean over
 nothing is ``-1``, as in pycocotools and torchmetrics. Non-finite boxes or scores raise.
 """
@@ -27,9 +34,11 @@ import torch
 from deepnotes.core.checks import check_choice, check_float, check_int, check_tensor, check_type
 from deepnotes.detection._validate import check_boxes
 from deepnotes.detection.coco_eval import COCO_IOU_THRESHOLDS, coco_evaluate, coco_summary
+from deepnotes.detection.mask_iou import check_masks, mask_iou_table
 from deepnotes.detection.voc_eval import voc_average_precision
 
 STYLES = ("coco", "voc07", "voc12")
+IOU_TYPES = ("bbox", "segm")
 COCO_KEYS = (
     "map", "map_50", "map_75", "map_small", "map_medium", "map_large",
     "mar_1", "mar_10", "mar_100", "mar_small", "mar_medium", "mar_large",
@@ -67,14 +76,27 @@ def _integers(name: str, t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy().astype(np.int64)
 
 
-def _flatten(items: Sequence[dict], is_pred: bool) -> dict[str, np.ndarray]:
-    """All images' boxes in flat arrays (image index, box, label, …), validated once."""
+def _flatten(items: Sequence[dict], is_pred: bool, segm: bool = False) -> dict[str, Any]:
+    """All images' boxes in flat arrays (image index, box, label, …), validated once.
+
+    With ``segm``: ``masks`` are required and kept per image (``"masks"``, a list of bool
+    tensors), ``boxes`` are optional (zeros where absent: mask IoU does not use them) and the
+    default area is the mask's pixel count.
+    """
     kind = "preds" if is_pred else "targets"
-    boxes = _column(kind, items, "boxes", 2)
-    n = [b.shape[0] for b in boxes]
+    masks = None
+    if segm:
+        masks = [
+            check_masks(f"{kind}[{i}]['masks']", m)
+            for i, m in enumerate(_column(kind, items, "masks", 3))
+        ]
+    boxes = _column(kind, items, "boxes", 2, required=not segm)
+    n = [b.shape[0] for b in boxes] if masks is None else [m.shape[0] for m in masks]
     for i, b in enumerate(boxes):
-        if b.shape[1] != 4:
+        if b is not None and b.shape[1] != 4:
             raise ValueError(f"{kind}[{i}]['boxes'] must have shape (N, 4), got {tuple(b.shape)}")
+    _same_lengths(kind, "boxes", boxes, n)
+    boxes = [b if b is not None else torch.zeros(m, 4) for b, m in zip(boxes, n)]
 
     def cat(parts: list[torch.Tensor], dtype: torch.dtype | None) -> torch.Tensor:
         """All images' tensors in one (``dtype`` or the first one's; int64 when there are none)."""
@@ -90,6 +112,10 @@ def _flatten(items: Sequence[dict], is_pred: bool) -> dict[str, np.ndarray]:
         "box": all_boxes.numpy(),
         "labels": _integers(f"{kind}[*]['labels']", cat(labels, None)),
     }
+    if masks is not None:
+        out["masks"] = masks
+        pixels = [m.flatten(1).sum(1).to(torch.float64) for m in masks]
+        mask_area = cat(pixels, torch.float64).numpy()
     if is_pred:
         scores = _column(kind, items, "scores", 1)
         _same_lengths(kind, "scores", scores, n)
@@ -99,6 +125,9 @@ def _flatten(items: Sequence[dict], is_pred: bool) -> dict[str, np.ndarray]:
         if not bool(torch.isfinite(s).all()):
             raise ValueError("preds[*]['scores'] must be finite (found NaN or inf)")
         out["score"] = s.numpy()
+        if masks is not None:
+            # pycocotools' loadRes: a segmentation's area is its pixel count
+            out["area"] = mask_area
         return out
     crowd = _column(kind, items, "iscrowd", 1, required=False)
     _same_lengths(kind, "iscrowd", crowd, n)
@@ -107,7 +136,7 @@ def _flatten(items: Sequence[dict], is_pred: bool) -> dict[str, np.ndarray]:
     area = _column(kind, items, "area", 1, required=False)
     _same_lengths(kind, "area", area, n)
     b = out["box"]
-    box_area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    box_area = mask_area if masks is not None else (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     given = np.repeat([a is not None for a in area], n)
     a = cat([x if x is not None else torch.zeros(m) for x, m in zip(area, n)], torch.float64)
     if not bool(torch.isfinite(a).all()):
@@ -122,6 +151,7 @@ def mean_average_precision(
     style: str = "coco",
     iou_thresholds: Sequence[float] | None = None,
     class_metrics: bool = False,
+    iou_type: str = "bbox",
 ) -> dict[str, torch.Tensor]:
     """mAP of ``preds`` against ``targets`` (one dict per image; see the module docstring).
 
@@ -130,6 +160,9 @@ def mean_average_precision(
     ``mar_small|medium|large``); for the VOC styles ``map`` (mean over classes and thresholds),
     ``map_50``/``map_75`` where those thresholds are evaluated, the others ``-1``. With
     ``class_metrics``: ``classes``, ``map_per_class`` and (COCO) ``mar_100_per_class``.
+
+    ``iou_type="segm"`` (COCO style only) matches by mask IoU instead of box IoU, as pycocotools'
+    ``COCOeval(iouType="segm")``: see the module docstring for the ``masks`` entries.
     """
     check_type("preds", preds, (list, tuple))
     check_type("targets", targets, (list, tuple))
@@ -139,6 +172,10 @@ def mean_average_precision(
         )
     check_choice("style", style, STYLES)
     check_type("class_metrics", class_metrics, bool)
+    check_choice("iou_type", iou_type, IOU_TYPES)
+    segm = iou_type == "segm"
+    if segm and style != "coco":
+        raise ValueError(f"iou_type='segm' needs style='coco', got style={style!r}")
     if iou_thresholds is None:
         thresholds = COCO_IOU_THRESHOLDS if style == "coco" else np.array([0.5])
     else:
@@ -151,14 +188,27 @@ def mean_average_precision(
                 for i, t in enumerate(iou_thresholds)
             ]
         )
-    det, gt = _flatten(preds, True), _flatten(targets, False)
+    det, gt = _flatten(preds, True, segm), _flatten(targets, False, segm)
+    iou_table = None
+    if segm:
+        p_masks, g_masks = det.pop("masks"), gt.pop("masks")
+        for i, (pm, gm) in enumerate(zip(p_masks, g_masks)):
+            if pm.shape[1:] != gm.shape[1:]:
+                raise ValueError(
+                    f"preds[{i}]['masks'] and targets[{i}]['masks'] must share one image size, "
+                    f"got {tuple(pm.shape[1:])} and {tuple(gm.shape[1:])}"
+                )
+        crowd = np.split(gt["crowd"], np.cumsum([len(m) for m in g_masks])[:-1])
+        iou_table = mask_iou_table(p_masks, g_masks, [torch.from_numpy(c) for c in crowd])
+        det["row"] = _rows(det["image"])
+        gt["row"] = _rows(gt["image"])
     classes = np.unique(np.concatenate([det["labels"], gt["labels"]]))
     det["cls"] = np.searchsorted(classes, det["labels"])
     gt["cls"] = np.searchsorted(classes, gt["labels"])
     k = len(classes)
     f64 = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
     if style == "coco":
-        res = coco_evaluate(det, gt, k, thresholds)
+        res = coco_evaluate(det, gt, k, thresholds, iou_table)
         out = {
             key: f64(v)
             for key, v in coco_summary(res["precision"], res["recall"], thresholds).items()
@@ -182,6 +232,11 @@ def mean_average_precision(
     if class_metrics:
         out["classes"] = torch.as_tensor(classes, dtype=torch.int64)
     return out
+
+
+def _rows(image: np.ndarray) -> np.ndarray:
+    """Position of each entry within its image (``image`` is sorted, as built by ``_flatten``)."""
+    return np.arange(len(image)) - np.searchsorted(image, image, side="left")
 
 
 def _mean(values: np.ndarray) -> float:

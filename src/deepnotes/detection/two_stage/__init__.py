@@ -17,12 +17,27 @@ from deepnotes.detection.two_stage.cascade import (
 from deepnotes.detection.two_stage.fast_rcnn import FastRCNN, fast_rcnn_loss
 from deepnotes.detection.two_stage.faster_rcnn import FasterRCNN, TwoStageDetector
 from deepnotes.detection.two_stage.fpn import FeaturePyramid, FPNFasterRCNN, PyramidDetector
+from deepnotes.detection.two_stage.mask_head import (
+    MaskRCNNHeads,
+    MaskRCNNPredictor,
+    maskrcnn_inference,
+    maskrcnn_loss,
+    project_masks_on_boxes,
+)
+from deepnotes.detection.two_stage.mask_rcnn import MSRCNN, MaskRCNN, MaskRoIHeads
+from deepnotes.detection.two_stage.mask_scoring import (
+    MaskIoUHead,
+    maskiou_loss,
+    maskiou_targets,
+    rescore,
+)
 from deepnotes.detection.two_stage.panet import (
     AdaptiveFeaturePooling,
     AdaptiveTwoMLPHead,
     PANet,
     PANetNeck,
 )
+from deepnotes.detection.two_stage.paste_masks import expand_boxes, paste_masks_in_image
 from deepnotes.detection.two_stage.poolers import LevelMapper, MultiScaleRoIAlign, infer_scale
 from deepnotes.detection.two_stage.proposals import filter_proposals, top_n_per_level
 from deepnotes.detection.two_stage.ps_roi_pool import PSRoIPool, ps_roi_pool
@@ -87,5 +102,20 @@ __all__ = [
     "flatten_predictions",
     "infer_scale",
     "top_n_per_level",
+    # Mask R-CNN, Mask Scoring R-CNN
+    "MSRCNN",
+    "MaskIoUHead",
+    "MaskRCNN",
+    "MaskRCNNHeads",
+    "MaskRCNNPredictor",
+    "MaskRoIHeads",
+    "expand_boxes",
+    "maskiou_loss",
+    "maskiou_targets",
+    "maskrcnn_inference",
+    "maskrcnn_loss",
+    "paste_masks_in_image",
+    "project_masks_on_boxes",
+    "rescore",
     "train_alternating",
 ]

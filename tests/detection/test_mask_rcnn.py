@@ -1,0 +1,195 @@
+"""Mask R-CNN and Mask Scoring R-CNN as detectors: registration, training steps with a falling mask
+loss, output format, images without objects, boxes outside the image, the MaskIoU head's targets
+(against a slow loop over torchvision's paste), loss and re-scoring, and bad input."""
+
+import pytest
+import torch
+from torchvision.models.detection.roi_heads import paste_masks_in_image as tv_paste
+
+from deepnotes.core.registry import MODELS
+from deepnotes.data import shapes
+from deepnotes.detection.two_stage import (
+    MSRCNN,
+    MaskIoUHead,
+    MaskRCNN,
+    maskiou_loss,
+    maskiou_targets,
+    rescore,
+)
+
+SMALL = dict(width=8, representation_size=32, rpn_batch_size_per_image=64, box_batch_size_per_image=32)
+
+
+def _data(n=8, seed=0):
+    sp = shapes(seed=seed, n_train=n, n_val=1, n_test=1, image_size=64, max_objects=3, min_size=8, max_size=32)
+    items = [sp.train[i] for i in range(n)]
+    return torch.stack([x for x, _ in items]), [{k: t[k] for k in ("boxes", "labels", "masks")} for _, t in items]
+
+
+def _model(cls=MaskRCNN, seed=0, **kw):
+    torch.manual_seed(seed)
+    return cls((3, 64, 64), 3, **{**SMALL, **kw})
+
+
+def test_registered_with_zoo_settings():
+    for name, cls in (("mask_rcnn", MaskRCNN), ("ms_rcnn", MSRCNN)):
+        meta = MODELS.meta(name)
+        assert meta["task"] == "detect" and MODELS.get(name) is cls
+        assert meta["zoo"]["target_map50"] == 0.85 and meta["zoo"]["epochs"] >= 1
+
+
+@pytest.mark.parametrize("cls", [MaskRCNN, MSRCNN])
+def test_training_steps_lower_the_mask_loss(cls):
+    x, t = _data()
+    model = _model(cls)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    history = []
+    for _ in range(30):
+        terms = model(x, t)
+        assert set(terms) == set(model.loss_names)
+        assert all(torch.isfinite(v) for v in terms.values())
+        loss = sum(terms.values())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append({k: float(v.detach()) for k, v in terms.items()})
+    first = sum(h["loss_mask"] for h in history[:3]) / 3
+    last = sum(h["loss_mask"] for h in history[-3:]) / 3
+    assert last < 0.8 * first, (first, last)
+    total = [sum(h.values()) for h in history]
+    assert sum(total[-3:]) < sum(total[:3])
+
+
+@pytest.mark.parametrize("cls", [MaskRCNN, MSRCNN])
+def test_eval_output_format(cls):
+    x, _ = _data(3)
+    model = _model(cls, box_score_thresh=0.0).eval()
+    with torch.no_grad():
+        out = model(x)
+    assert len(out) == 3
+    for det in out:
+        d = len(det["boxes"])
+        assert d > 0 and det["masks"].shape == (d, 1, 64, 64) and det["masks"].dtype == torch.float32
+        assert (det["masks"] >= 0).all() and (det["masks"] <= 1).all()
+        if cls is MSRCNN:  # mask scores = box scores × predicted mask IoU in [0, 1]
+            assert det["mask_scores"].shape == (d,) and (det["mask_scores"] <= det["scores"] + 1e-7).all()
+        else:
+            assert "mask_scores" not in det
+
+
+def test_images_without_objects_train_and_evaluate():
+    x, _ = _data(2)
+    empty = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64), "masks": torch.zeros(0, 64, 64, dtype=torch.uint8)}
+    model = _model(MSRCNN)
+    model.train()
+    terms = model(x, [empty, empty])
+    assert all(torch.isfinite(v) for v in terms.values())
+    assert terms["loss_mask"].item() == 0.0 and terms["loss_maskiou"].item() == 0.0
+    sum(terms.values()).backward()
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.zeros(2, 3, 64, 64))
+    for det in out:
+        assert det["masks"].shape[1:] == (1, 64, 64) and torch.isfinite(det["masks"]).all()
+
+
+def test_mask_head_given_boxes_outside_the_image():
+    x, t = _data(2)
+    model = _model(MSRCNN).eval()
+    feats = model.features(x)
+    outside = [torch.tensor([[70.0, 70.0, 90.0, 95.0], [-40.0, -30.0, -5.0, -2.0], [50.0, -10.0, 80.0, 20.0]])] * 2
+    with torch.no_grad():
+        pooled, logits = model.roi_heads._mask_logits(feats, outside, [(64, 64)] * 2)
+    assert torch.isfinite(logits).all()
+    # training with objects reaching past the border (their masks cut by the image) stays finite
+    t = [dict(ti, boxes=ti["boxes"] + torch.tensor([20.0, 20.0, 40.0, 40.0])) for ti in t]
+    model.train()
+    terms = model(x, t)
+    assert all(torch.isfinite(v) for v in terms.values())
+
+
+def test_maskiou_targets_equal_a_slow_loop():
+    g = torch.Generator().manual_seed(0)
+    probs = torch.rand(9, 1, 28, 28, generator=g, dtype=torch.float64)
+    xy = torch.rand(9, 2, generator=g, dtype=torch.float64) * 50 - 5
+    boxes = torch.cat([xy, xy + 4 + torch.rand(9, 2, generator=g, dtype=torch.float64) * 30], 1)
+    gt = torch.rand(9, 48, 56, generator=g) < 0.3
+    gt[4] = False
+    got = maskiou_targets(probs, boxes, gt)
+    for k in range(9):
+        pred = tv_paste(probs[k : k + 1], boxes[k : k + 1], (48, 56))[0, 0] > 0.5
+        inter, union = (pred & gt[k]).sum().item(), (pred | gt[k]).sum().item()
+        assert abs(float(got[k]) - (inter / union if union else 0.0)) < 1e-12
+
+
+def test_maskiou_loss_and_rescore_by_hand():
+    pred = torch.tensor([[0.0, 0.2, 0.9], [0.0, 0.7, 0.1], [0.0, 1.4, -0.3]], requires_grad=True)
+    labels, target = torch.tensor([2, 1, 2]), torch.tensor([0.5, 0.5, 0.0])
+    loss = maskiou_loss(pred, labels, target)
+    assert abs(loss.item() - ((0.9 - 0.5) ** 2 + (0.7 - 0.5) ** 2 + 0.3**2) / 3) < 1e-7
+    loss.backward()
+    assert maskiou_loss(pred[:0], labels[:0], target[:0]).item() == 0.0
+    s = rescore([torch.tensor([0.8, 0.5]), torch.tensor([0.9])], pred.detach(), [labels[:2], labels[2:]])
+    assert torch.allclose(s[0], torch.tensor([0.8 * 0.9, 0.5 * 0.7])) and s[1].item() == 0.0  # clamped at 0
+
+
+def test_maskiou_head_shapes_and_bad_input():
+    head = MaskIoUHead(6, 4, pool_size=8, conv_width=5, representation_size=16)
+    out = head(torch.randn(3, 6, 8, 8), torch.rand(3, 1, 16, 16))
+    assert out.shape == (3, 4)
+    assert MaskIoUHead(6, 4, pool_size=7)(torch.randn(2, 6, 7, 7), torch.rand(2, 1, 14, 14)).shape == (2, 4)
+    with pytest.raises(ValueError, match="pool_size must be >= 1"):
+        MaskIoUHead(6, 4, pool_size=0)
+    with pytest.raises(ValueError, match="mask \\(K, 1, 16, 16\\)"):
+        head(torch.randn(3, 6, 8, 8), torch.rand(3, 1, 14, 14))
+    with pytest.raises(ValueError, match="one row per RoI"):
+        head(torch.randn(3, 6, 8, 8), torch.rand(2, 1, 16, 16))
+    with pytest.raises(ValueError, match="one entry per RoI"):
+        maskiou_loss(torch.zeros(2, 3), torch.zeros(3, dtype=torch.int64), torch.zeros(2))
+    with pytest.raises(ValueError, match="one mask per RoI"):
+        maskiou_targets(torch.rand(2, 1, 7, 7), torch.zeros(2, 4), torch.zeros(3, 8, 8))
+
+
+def test_model_bad_input():
+    with pytest.raises(ValueError, match="mask_stride must be one of"):
+        _model(mask_stride=2)
+    with pytest.raises(ValueError, match="mask_pool_size must be >= 2"):
+        _model(mask_pool_size=1)
+    x, t = _data(2)
+    model = _model()
+    model.train()
+    with pytest.raises(ValueError, match="'masks' entry"):
+        model(x, [{k: v for k, v in ti.items() if k != "masks"} for ti in t])
+    with pytest.raises(ValueError, match="one mask per box"):
+        model(x, [dict(ti, masks=ti["masks"][:0]) for ti in t if len(ti["boxes"])])
+
+
+# --- the command line: deepnotes train --task detect, then deepnotes detect ------------------------
+@pytest.mark.parametrize("name", ["mask_rcnn", "ms_rcnn"])
+def test_cli_trains_and_detects_with_mask_models(name, tmp_path, monkeypatch):
+    import functools
+    import json
+
+    from PIL import Image
+
+    import deepnotes.data as data
+    from deepnotes.cli import main
+
+    real = data.resolve_dataset
+    tiny = dict(n_train=8, n_val=2, n_test=2, image_size=32, max_objects=2, min_size=8, max_size=16)
+    monkeypatch.setattr(data, "resolve_dataset", lambda n: functools.partial(shapes, **tiny) if n == "shapes" else real(n))
+    run = tmp_path / "run"
+    assert main(["train", "--task", "detect", "--model", name, "--data", "shapes", "--epochs", "1",
+                 "--batch-size", "4", "--model-kw", "width=8", "--model-kw", "anchor_sizes=(8,16)",
+                 "--model-kw", "mask_pool_size=7", "--out", str(run), "--no-progress"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    for key in ("test_map_50", "test_map_segm_50"):  # box and mask mAP of the test split
+        assert 0 <= summary[key] <= 1 or summary[key] == -1
+    header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert "val_map_segm_50" in header and "train_loss_mask" in header
+    image, _ = shapes(**tiny).test[0]
+    path = tmp_path / "a.png"
+    Image.fromarray((image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()).save(path)
+    assert main(["detect", str(run), str(path), "--out", str(tmp_path / "det"), "--score-thresh", "0"]) == 0
+    assert (tmp_path / "det" / "a.png").exists()
