@@ -6,12 +6,10 @@ import json
 
 import pytest
 import torch
-from torchmetrics.detection import MeanAveragePrecision
 
 from deepnotes.cli import main
 from deepnotes.core.registry import MODELS
 from deepnotes.detection.zoo import (
-    mask_map50,
     read_rows,
     target_status,
     write_table,
@@ -83,6 +81,8 @@ def test_target_status():
     assert target_status(0.79, 9.0, 0.8) == "missed (mAP)"
     assert target_status(0.81, 10.5, 0.8) == "missed (time)"
     assert target_status(0.1, 1.0, None) == "-"
+    assert target_status(0.86, 14.0, 0.85, budget_minutes=15.0) == "met"  # a two-stage budget
+    assert target_status(0.86, 15.5, 0.85, budget_minutes=15.0) == "missed (time)"
 
 
 def _random_masks(g, n, size=12):
@@ -94,29 +94,6 @@ def _random_masks(g, n, size=12):
     m = (xs >= x0.view(-1, 1, 1)) & (xs < (x0 + w).view(-1, 1, 1)) & (ys >= y0.view(-1, 1, 1)) & (ys < (y0 + h).view(-1, 1, 1))
     boxes = torch.stack([x0, y0, x0 + w, y0 + h], 1).float()
     return m, boxes
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_mask_map50_equals_torchmetrics_segm(seed):
-    g = torch.Generator().manual_seed(seed)
-    preds, targets = [], []
-    for _ in range(5):
-        k = int(torch.randint(1, 4, (1,), generator=g))
-        gm, gb = _random_masks(g, k)
-        gl = torch.randint(1, 3, (k,), generator=g)
-        # predictions: the ground truth jittered, plus random extra masks
-        d = int(torch.randint(0, 4, (1,), generator=g))
-        em, eb = _random_masks(g, d)
-        pm = torch.cat([torch.roll(gm, int(torch.randint(-1, 2, (1,), generator=g)), dims=2), em])
-        pl = torch.cat([gl, torch.randint(1, 3, (d,), generator=g)])
-        scores = torch.rand(k + d, generator=g)
-        preds.append({"masks": pm, "labels": pl, "scores": scores, "boxes": torch.cat([gb, eb])})
-        targets.append({"masks": gm, "labels": gl, "boxes": gb})
-    ref = MeanAveragePrecision(iou_type="segm", backend="pycocotools")
-    ref.update([{k: v for k, v in p.items() if k != "boxes"} for p in preds],
-               [{k: v for k, v in t.items() if k != "boxes"} for t in targets])
-    want = float(ref.compute()["map_50"])
-    assert mask_map50(preds, targets) == pytest.approx(want, abs=1e-6)  # torchmetrics returns float32
 
 
 def test_read_rows_of_an_empty_folder(tmp_path):

@@ -67,7 +67,7 @@ def fast_rcnn_loss(class_logits: torch.Tensor, box_regression: torch.Tensor, lab
     description="Fast R-CNN: Selective Search proposals, RoI pooling, joint softmax + smooth-L1 training",
     zoo={"epochs": 6, "batch_size": 8, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0,
          "model_kw": {"bg_iou_lo": 0.0}, "data_kw": {"n_train": 600, "n_val": 50}, "schedule": "cosine",
-         "target_map50": 0.50},
+         "target_map50": 0.50, "budget_minutes": 15.0},
 )
 class FastRCNN(nn.Module):
     """Fast R-CNN on a three-stage :class:`TinyResNet` (stride 8, ``width`` channels).

@@ -52,6 +52,7 @@ ZOO_BASE = {
     "data_kw": {"n_train": 2000},
     "schedule": "cosine",
     "target_map50": 0.85,
+    "budget_minutes": 15.0,
 }
 
 

@@ -265,7 +265,7 @@ def enlarge_for_context(boxes: torch.Tensor, crop_size: int, context: int) -> to
     description="R-CNN: Selective Search, one CNN pass per warped region, per-class SVMs + box regressors (staged)",
     zoo={"epochs": 6, "batch_size": 16, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0,
          "model_kw": {"finetune_steps": 150}, "data_kw": {"n_train": 600, "n_val": 50}, "schedule": "cosine",
-         "target_map50": 0.50},
+         "target_map50": 0.50, "budget_minutes": 15.0},
 )
 class RCNN(StagedRegionDetector):
     """R-CNN on ``crop_size × crop_size`` warped regions with a four-layer CNN (``width`` channels).

@@ -57,7 +57,7 @@ def ohem_select(losses: torch.Tensor, counts: list[int], per_image: int) -> torc
     "rfcn", task="detect",
     description="R-FCN: RPN proposals, position-sensitive score maps and RoI pooling, vote by averaging",
     zoo={"epochs": 6, "batch_size": 8, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0,
-         "model_kw": {}, "data_kw": {"n_train": 600, "n_val": 50}, "schedule": "cosine", "target_map50": 0.50},
+         "model_kw": {}, "data_kw": {"n_train": 600, "n_val": 50}, "schedule": "cosine", "target_map50": 0.50, "budget_minutes": 15.0},
 )
 class RFCN(nn.Module):
     """R-FCN with ``k × k`` position-sensitive bins on a stride-8 :class:`TinyResNet`.

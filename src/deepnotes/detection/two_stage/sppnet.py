@@ -30,7 +30,7 @@ from deepnotes.detection.two_stage.rcnn import StagedRegionDetector
     description="SPPNet: one CNN pass per image, spatial pyramid pooling per proposal, SVMs + box regressors",
     zoo={"epochs": 6, "batch_size": 16, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0,
          "model_kw": {"finetune_steps": 150}, "data_kw": {"n_train": 600, "n_val": 50}, "schedule": "cosine",
-         "target_map50": 0.50},
+         "target_map50": 0.50, "budget_minutes": 15.0},
 )
 class SPPNet(StagedRegionDetector):
     """SPPNet on a :class:`TinyResNet` (three stages, stride 8, ``width`` channels at the end).
