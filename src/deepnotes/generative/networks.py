@@ -208,6 +208,11 @@ def dcgan(
     """A :class:`GAN` of :class:`DCGANGenerator` and :class:`DCGANDiscriminator` (``num_classes`` unused).
 
     ``ema_decay`` (e.g. 0.995) keeps a moving average of the generator's weights to sample from.
+    The recorded digits setting (Adam β₁ = 0.5 at lr 1e-3 annealed to 0, weight average)::
+
+        deepnotes train --task generate --model dcgan --data digits --epochs 400 --lr 1e-3 \
+            --optimizer adam_gan --schedule cosine --batch-size 64 --model-kw ema_decay=0.995 --out runs/dcgan
+        deepnotes sample runs/dcgan --n 64 --out dcgan.png --quality 1000
     """
     return GAN(
         DCGANGenerator(latent_dim, in_shape, width, extra_layers),
