@@ -11,6 +11,7 @@ from deepnotes.generative import (
     DCGANGenerator,
     MLPDiscriminator,
     MLPGenerator,
+    dcgan,
     discriminator_loss,
     generator_loss,
     optimal_discriminator,
@@ -172,3 +173,39 @@ def test_adam_gan_is_adam_with_dcgan_betas():
     p = [torch.nn.Parameter(torch.zeros(2))]
     opt = OPTIMIZERS.create("adam_gan", p, lr=1e-3)
     assert opt.param_groups[0]["betas"] == (0.5, 0.999) and opt.param_groups[0]["lr"] == 1e-3
+
+
+def test_average_generator_follows_the_moving_average_formula():
+    torch.manual_seed(0)
+    gan = dcgan((1, 8, 8), latent_dim=4, width=8, ema_decay=0.9)
+    old = {k: v.clone() for k, v in gan.average_generator.state_dict().items()}
+    opts = {n: torch.optim.SGD(getattr(gan, n).parameters(), lr=0.5) for n in ("generator", "discriminator")}
+    gan_step(gan, torch.rand(8, 1, 8, 8), optimizers_step(opts))
+    live = gan.generator.state_dict()
+    params = {k for k, _ in gan.generator.named_parameters()}
+    for k, v in gan.average_generator.state_dict().items():
+        # weights: 0.9 · old + 0.1 · new; batch-norm statistics: copied from the live generator
+        want = 0.9 * old[k] + 0.1 * live[k] if k in params else live[k]
+        assert torch.allclose(v, want, atol=1e-6, rtol=0), k  # float32 rounding
+    assert not torch.equal(gan.average_generator.state_dict()["net.0.weight"], live["net.0.weight"])
+    assert all(not p.requires_grad for p in gan.average_generator.parameters())
+
+
+def test_sample_draws_from_the_average_generator_when_kept():
+    torch.manual_seed(0)
+    gan = dcgan((1, 8, 8), latent_dim=4, width=8, ema_decay=0.99)
+    with torch.no_grad():
+        for p in gan.average_generator.parameters():
+            p.add_(0.1)
+    z = gan.latent(5, torch.Generator().manual_seed(3))
+    got = gan.sample(5, torch.Generator().manual_seed(3))
+    assert torch.equal(got, gan.average_generator.eval()(z))
+    assert not torch.allclose(got, gan.generator.eval()(z))
+    plain = dcgan((1, 8, 8), latent_dim=4, width=8)
+    assert plain.average_generator is None and not any("average" in k for k in plain.state_dict())
+
+
+@pytest.mark.parametrize("decay", [1.0, -0.1, 2])
+def test_ema_decay_must_lie_in_zero_one(decay):
+    with pytest.raises(ValueError, match="ema_decay"):
+        dcgan((1, 8, 8), latent_dim=4, width=8, ema_decay=decay)

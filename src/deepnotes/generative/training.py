@@ -46,6 +46,8 @@ def gan_step(
 ) -> dict[str, float]:
     """One discriminator update, then one generator update, on a batch of real samples.
 
+    A GAN built with ``ema_decay`` then moves its weight-averaged generator one step.
+
     Returns ``{"d_loss", "g_loss", "d_real", "d_fake"}`` (the last two: mean ``D`` on the batch's
     real and fake samples before the discriminator's update).
     """
@@ -56,6 +58,7 @@ def gan_step(
     d_loss = optimize(discriminator_loss(real_logits, fake_logits), "discriminator")
     # D has just been updated: score the same fakes with the new D for the generator's step
     g_loss = optimize(generator_loss(gan.discriminator(fake), kind), "generator")
+    gan.update_average()  # the generator's weight average, if the GAN keeps one
     return {
         "d_loss": d_loss,
         "g_loss": g_loss,
