@@ -48,6 +48,7 @@ def test_zoo_command_trains_writes_rows_and_regenerates_the_table(tmp_path, caps
     assert [r["model"] for r in rows] == ["other", "yolov1"]
     md = (out / "table.md").read_text()
     assert "| other | 0.900 |" in md and "| yolov1 * |" in md
+    assert "| met |" in md and "not tested (overridden settings)" in md  # a reduced run tests no target
     assert json.loads((out / "table.json").read_text())[0]["model"] == "other"
     assert (out / "table.png").stat().st_size > 1000
     # the run directory is a detection run `deepnotes detect` can load

@@ -206,7 +206,10 @@ def _fmt(v, spec: str) -> str:
 
 def _status(row: dict[str, Any]) -> str:
     """The row's target status against its model's budget (rows written before budgets were
-    recorded take the budget from the model's registration)."""
+    recorded take the budget from the model's registration). A run with overridden settings does
+    not test the target: its status says so."""
+    if row.get("overrides"):
+        return "not tested (overridden settings)"
     budget = row.get("budget_minutes")
     if budget is None:
         meta = MODELS.meta(row["model"]) if row["model"] in MODELS else {}
