@@ -246,7 +246,8 @@ def table_figure(rows: list[dict[str, Any]]):
     from deepnotes.viz import new_figure
 
     fig, (ax, ax2) = new_figure(2, width=5.5, height=max(3.0, 0.45 * len(rows) + 1.5))
-    names = [r["model"] for r in rows][::-1]
+    label = {id(r): r["model"] + (" *" if r.get("overrides") else "") for r in rows}  # * = reduced run
+    names = [label[id(r)] for r in rows][::-1]
     y = np.arange(len(rows))
     m50 = [r["map_50"] for r in rows][::-1]
     mall = [r["map"] for r in rows][::-1]
@@ -258,11 +259,12 @@ def table_figure(rows: list[dict[str, Any]]):
                label="target mAP@0.5", zorder=3)
     ax.set_yticks(y, names)
     ax.set_xlim(0, 1)
-    ax.set_xlabel("mAP on the shapes test split")
+    ax.set_xlabel("mAP on the shapes test split (* = overridden settings)" if any(r.get("overrides") for r in rows)
+                  else "mAP on the shapes test split")
     ax.legend(loc="lower right", fontsize=8)
     for r in rows:
         ax2.scatter(r["fps"], r["map_50"])
-        ax2.annotate(r["model"], (r["fps"], r["map_50"]), textcoords="offset points", xytext=(4, 3), fontsize=8)
+        ax2.annotate(label[id(r)], (r["fps"], r["map_50"]), textcoords="offset points", xytext=(4, 3), fontsize=8)
     ax2.set_xscale("log")
     ax2.margins(x=0.2)  # room for the names
     ax2.set_xlabel("CPU speed (test images per CPU-second, batch 16)")
