@@ -9,6 +9,15 @@ from deepnotes.core.checks import check_tensor, check_type
 from deepnotes.detection.nms import batched_nms
 
 
+def check_in_shape(in_shape, multiple: int) -> tuple[int, int, int]:
+    """A detector's ``in_shape``: ``(C, H, W)`` with ``H`` and ``W`` multiples of ``multiple`` (the
+    coarsest stride its heads divide the image by), as a tuple of ints."""
+    check_type("in_shape", in_shape, (tuple, list))
+    if len(in_shape) != 3 or in_shape[1] % multiple or in_shape[2] % multiple:
+        raise ValueError(f"in_shape must be (C, H, W) with H and W multiples of {multiple}, got {tuple(in_shape)}")
+    return tuple(int(v) for v in in_shape)
+
+
 def check_images(images: torch.Tensor, in_shape) -> torch.Tensor:
     """``images`` must be a float ``Tensor[N, C, H, W]`` of the model's input shape."""
     check_tensor("images", images, ndim=4, floating=True)

@@ -28,9 +28,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepnotes.core.checks import check_float, check_int, check_type
+from deepnotes.core.checks import check_float, check_int
 from deepnotes.core.registry import MODELS
-from deepnotes.detection.models._common import check_images, flatten_targets, select_detections
+from deepnotes.detection.models._common import (
+    check_images,
+    check_in_shape,
+    flatten_targets,
+    select_detections,
+)
 from deepnotes.detection.models.backbone import ConvBNAct, TinyResNet
 
 
@@ -109,10 +114,7 @@ class CenterNet(nn.Module):
         detections_per_img: int = 100,
     ):
         super().__init__()
-        check_type("in_shape", in_shape, (tuple, list))
-        if len(in_shape) != 3 or in_shape[1] % 16 or in_shape[2] % 16:
-            raise ValueError(f"in_shape must be (C, H, W) with H and W multiples of 16, got {tuple(in_shape)}")
-        self.in_shape = tuple(int(v) for v in in_shape)
+        self.in_shape = check_in_shape(in_shape, 16)
         self.num_classes = check_int("num_classes", num_classes, min=1)
         self.lambda_size = check_float("lambda_size", lambda_size, min=0.0)
         self.lambda_offset = check_float("lambda_offset", lambda_offset, min=0.0)

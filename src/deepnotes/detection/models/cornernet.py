@@ -36,9 +36,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepnotes.core.checks import check_choice, check_float, check_int, check_tensor, check_type
+from deepnotes.core.checks import check_choice, check_float, check_int, check_tensor
 from deepnotes.core.registry import MODELS
-from deepnotes.detection.models._common import check_images, flatten_targets, select_detections
+from deepnotes.detection.models._common import (
+    check_images,
+    check_in_shape,
+    flatten_targets,
+    select_detections,
+)
 from deepnotes.detection.models.backbone import ConvBNAct, TinyResNet
 from deepnotes.detection.models.centernet import centernet_heatmap_loss, centernet_targets
 
@@ -138,10 +143,7 @@ class CornerNet(nn.Module):
         detections_per_img: int = 100,
     ):
         super().__init__()
-        check_type("in_shape", in_shape, (tuple, list))
-        if len(in_shape) != 3 or in_shape[1] % 16 or in_shape[2] % 16:
-            raise ValueError(f"in_shape must be (C, H, W) with H and W multiples of 16, got {tuple(in_shape)}")
-        self.in_shape = tuple(int(v) for v in in_shape)
+        self.in_shape = check_in_shape(in_shape, 16)
         self.num_classes = check_int("num_classes", num_classes, min=1)
         self.pull_weight = check_float("pull_weight", pull_weight, min=0.0)
         self.push_weight = check_float("push_weight", push_weight, min=0.0)

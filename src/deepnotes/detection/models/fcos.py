@@ -32,7 +32,12 @@ from deepnotes.core.checks import check_float, check_int, check_type
 from deepnotes.core.registry import MODELS
 from deepnotes.detection.iou import box_iou_paired
 from deepnotes.detection.losses import sigmoid_focal_loss
-from deepnotes.detection.models._common import check_images, flatten_targets, select_detections
+from deepnotes.detection.models._common import (
+    check_images,
+    check_in_shape,
+    flatten_targets,
+    select_detections,
+)
 from deepnotes.detection.models.backbone import TinyResNet
 
 
@@ -94,10 +99,7 @@ class FCOS(nn.Module):
                  size_ranges=((0.0, 24.0), (24.0, 48.0), (48.0, math.inf)), alpha: float = 0.25, gamma: float = 2.0,
                  score_thresh: float = 0.05, nms_thresh: float = 0.6, detections_per_img: int = 100):
         super().__init__()
-        check_type("in_shape", in_shape, (tuple, list))
-        if len(in_shape) != 3 or in_shape[1] % 32 or in_shape[2] % 32:
-            raise ValueError(f"in_shape must be (C, H, W) with H and W multiples of 32, got {tuple(in_shape)}")
-        self.in_shape = tuple(int(v) for v in in_shape)
+        self.in_shape = check_in_shape(in_shape, 32)
         self.num_classes = check_int("num_classes", num_classes, min=1)
         check_type("size_ranges", size_ranges, (tuple, list))
         if len(size_ranges) != 3 or any(len(r) != 2 or not r[0] < r[1] for r in size_ranges):

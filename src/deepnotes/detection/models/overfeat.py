@@ -35,10 +35,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepnotes.core.checks import check_float, check_int, check_type
+from deepnotes.core.checks import check_float, check_int
 from deepnotes.core.registry import MODELS
 from deepnotes.detection.iou import box_iou
-from deepnotes.detection.models._common import check_images, flatten_targets, select_detections
+from deepnotes.detection.models._common import (
+    check_images,
+    check_in_shape,
+    flatten_targets,
+    select_detections,
+)
 from deepnotes.detection.models.backbone import ConvBNAct, TinyResNet
 from deepnotes.detection.models.fcos import fcos_locations
 
@@ -108,10 +113,7 @@ class OverFeat(nn.Module):
                  window: float = 48.0, box_scale: float = 32.0, lambda_box: float = 1.0, score_thresh: float = 0.05,
                  merge_iou: float = 0.5, detections_per_img: int = 100):
         super().__init__()
-        check_type("in_shape", in_shape, (tuple, list))
-        if len(in_shape) != 3 or in_shape[1] % 8 or in_shape[2] % 8:
-            raise ValueError(f"in_shape must be (C, H, W) with H and W multiples of 8, got {tuple(in_shape)}")
-        self.in_shape = tuple(int(v) for v in in_shape)
+        self.in_shape = check_in_shape(in_shape, 8)
         self.num_classes = check_int("num_classes", num_classes, min=1)
         self.window = check_float("window", window, min=0.0, min_inclusive=False)
         self.box_scale = check_float("box_scale", box_scale, min=0.0, min_inclusive=False)

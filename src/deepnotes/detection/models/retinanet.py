@@ -43,7 +43,12 @@ from deepnotes.detection.anchors import AnchorGenerator
 from deepnotes.detection.coder import BoxCoder
 from deepnotes.detection.iou import box_iou
 from deepnotes.detection.losses import sigmoid_focal_loss
-from deepnotes.detection.models._common import check_images, flatten_targets, select_detections
+from deepnotes.detection.models._common import (
+    check_images,
+    check_in_shape,
+    flatten_targets,
+    select_detections,
+)
 from deepnotes.detection.models.backbone import TinyResNet
 
 
@@ -118,10 +123,7 @@ class RetinaNet(nn.Module):
                  fg_iou: float = 0.5, bg_iou: float = 0.4, score_thresh: float = 0.05, nms_thresh: float = 0.5,
                  detections_per_img: int = 100, topk_candidates: int = 1000):
         super().__init__()
-        check_type("in_shape", in_shape, (tuple, list))
-        if len(in_shape) != 3 or in_shape[1] % 32 or in_shape[2] % 32:
-            raise ValueError(f"in_shape must be (C, H, W) with H and W multiples of 32, got {tuple(in_shape)}")
-        self.in_shape = tuple(int(v) for v in in_shape)
+        self.in_shape = check_in_shape(in_shape, 32)
         self.num_classes = check_int("num_classes", num_classes, min=1)
         self.alpha, self.gamma = check_float("alpha", alpha, max=1.0), check_float("gamma", gamma, min=0.0)
         self.prior = check_float("prior", prior, min=0.0, max=1.0, min_inclusive=False, max_inclusive=False)

@@ -38,7 +38,12 @@ from deepnotes.core.checks import check_float, check_int, check_type
 from deepnotes.core.registry import MODELS
 from deepnotes.detection.coder import BoxCoder
 from deepnotes.detection.iou import box_iou
-from deepnotes.detection.models._common import check_images, flatten_targets, select_detections
+from deepnotes.detection.models._common import (
+    check_images,
+    check_in_shape,
+    flatten_targets,
+    select_detections,
+)
 from deepnotes.detection.models.backbone import TinyResNet
 
 
@@ -140,10 +145,7 @@ class SSD(nn.Module):
                  score_thresh: float = 0.01, nms_thresh: float = 0.45, detections_per_img: int = 100,
                  topk_candidates: int = 1000):
         super().__init__()
-        check_type("in_shape", in_shape, (tuple, list))
-        if len(in_shape) != 3 or in_shape[1] % 64 or in_shape[2] % 64:
-            raise ValueError(f"in_shape must be (C, H, W) with H and W multiples of 64, got {tuple(in_shape)}")
-        self.in_shape = tuple(int(v) for v in in_shape)
+        self.in_shape = check_in_shape(in_shape, 64)
         self.num_classes = check_int("num_classes", num_classes, min=1)
         check_type("aspect_ratios", aspect_ratios, (tuple, list))
         self.aspect_ratios = tuple(check_float(f"aspect_ratios[{i}]", r, min=0.0, min_inclusive=False)

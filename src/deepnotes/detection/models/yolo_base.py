@@ -17,7 +17,12 @@ from torch import nn
 
 from deepnotes.core.checks import check_choice, check_float, check_int, check_type
 from deepnotes.detection.anchors import kmeans_anchors
-from deepnotes.detection.models._common import check_images, flatten_targets, select_detections
+from deepnotes.detection.models._common import (
+    check_images,
+    check_in_shape,
+    flatten_targets,
+    select_detections,
+)
 from deepnotes.detection.models.yolo_batch import (
     cutmix_batch,
     mosaic_batch,
@@ -64,10 +69,7 @@ class YOLOBase(nn.Module):
     def _setup(self, in_shape, num_classes, anchors, *, multiple: int, multi_scale, scales, mosaic, cutmix,
                box_loss, nms, label_smoothing, ignore_thresh, score_thresh, nms_thresh, detections_per_img,
                pre_nms_top_n) -> None:
-        check_type("in_shape", in_shape, (tuple, list))
-        if len(in_shape) != 3 or in_shape[1] % multiple or in_shape[2] % multiple:
-            raise ValueError(f"in_shape must be (C, H, W) with H and W multiples of {multiple}, got {tuple(in_shape)}")
-        self.in_shape = tuple(int(v) for v in in_shape)
+        self.in_shape = check_in_shape(in_shape, multiple)
         self.num_classes = check_int("num_classes", num_classes, min=1)
         self.register_buffer("anchors", _check_anchors(anchors, sum(self.anchors_per_level)))
         self.multiple = multiple

@@ -31,7 +31,7 @@ from deepnotes.core.checks import check_float, check_int, check_type
 from deepnotes.core.registry import MODELS
 from deepnotes.detection.anchors import AnchorGenerator
 from deepnotes.detection.coder import BoxCoder
-from deepnotes.detection.models._common import check_images, flatten_targets
+from deepnotes.detection.models._common import check_images, check_in_shape, flatten_targets
 from deepnotes.detection.models.backbone import TinyResNet
 from deepnotes.detection.two_stage.ps_roi_pool import ps_roi_pool
 from deepnotes.detection.two_stage.region_proposals import (
@@ -75,10 +75,7 @@ class RFCN(nn.Module):
                  fg_iou_thresh: float = 0.5, score_thresh: float = 0.05, nms_thresh: float = 0.3,
                  detections_per_img: int = 100):
         super().__init__()
-        check_type("in_shape", in_shape, (tuple, list))
-        if len(in_shape) != 3 or in_shape[1] % self.stride or in_shape[2] % self.stride:
-            raise ValueError(f"in_shape must be (C, H, W) with H and W multiples of 8, got {tuple(in_shape)}")
-        self.in_shape = tuple(int(v) for v in in_shape)
+        self.in_shape = check_in_shape(in_shape, self.stride)
         self.num_classes = check_int("num_classes", num_classes, min=1)
         w = check_int("width", width, min=4)
         self.k = check_int("k", k, min=1)
