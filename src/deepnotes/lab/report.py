@@ -25,6 +25,7 @@ from deepnotes.core.io import atomic_write_bytes, atomic_write_text
 from deepnotes.topics import CHAPTERS
 
 from .format import measured_rows
+from .recorded import for_chapters
 from .runner import ClaimRecord
 
 REPORT_FILES = ("report.html", "report.md", "results.json")
@@ -178,9 +179,12 @@ def _write_into(records, folder: Path, final: Path, *, quick, seed, seconds, par
             "test_id": f"{CLAIM_TEST}::test_claim_quick[{rec.id}-seed0]",
         })
     chapters = []
-    for ch in sorted({it["rec"].chapter for it in items}):
+    numbers = sorted({it["rec"].chapter for it in items})
+    recorded = for_chapters(set(numbers))
+    for ch in numbers:
+        tables = [dict(t, html=markdown_html(t["markdown"])) for t in recorded.get(ch, [])]
         chapters.append({"number": ch, "title": CHAPTERS.get(ch, f"Chapter {ch}"),
-                         "claims": [it for it in items if it["rec"].chapter == ch]})
+                         "claims": [it for it in items if it["rec"].chapter == ch], "recorded": tables})
     counts = {
         "total": len(records),
         "ok": sum(r.ok for r in records),
@@ -270,4 +274,13 @@ def _markdown(ctx) -> str:
             for f in item["figs"]:
                 lines += ["", f"![{rec.id}]({f['path']})"]
             lines += [""]
+        for t in ch["recorded"]:
+            lines += [f"### Recorded: {t['table'].title}", "", _RECORDED_NOTE.format(command=t["table"].command), "",
+                      t["markdown"].rstrip(), ""]
+            if t["missing"]:
+                lines += [f"Not yet in this table: {', '.join(t['missing'])}.", ""]
     return "\n".join(lines)
+
+
+_RECORDED_NOTE = ("A recorded run of `{command}` (too costly for every lab run; the verdicts above do not "
+                  "read it).")
