@@ -29,6 +29,7 @@ LAYERS = [
     ("sage-min-norm", lambda: SAGEConv(5, 4, aggr="min", normalize=True)),
     ("sage-sum", lambda: SAGEConv(5, 4, aggr="sum", root_weight=False)),
     ("gin", lambda: GINConv(_mlp(), eps=0.2, train_eps=True)),
+    ("gin-fixed-eps (self term folded into the product)", lambda: GINConv(_mlp(), eps=-0.3)),
     ("gin-mean", lambda: GINConv(_mlp(), aggr="mean")),
     ("gin-max", lambda: GINConv(_mlp(), aggr="max", train_eps=True)),
     ("sage-lstm (falls back)", lambda: SAGEConv(5, 4, aggr="lstm")),
@@ -95,3 +96,18 @@ def test_fast_extreme_aggregation_in_one_block(aggr):
     o2.sum().backward()
     assert_same_maths(o1, o2)
     assert_same_maths(a.grad, b.grad)
+
+
+def test_fast_gin_folds_a_trainable_eps_only_without_grad():
+    """Under ``no_grad`` a trainable ε also takes the one-product path (self-loop entries of
+    weight 1 + ε, beside the graph's own loops and multi-edges); the values agree."""
+    x, ei = awkward_graph(2)
+    torch.manual_seed(2)
+    layer = GINConv(_mlp(), eps=0.7, train_eps=True).double()
+    graph = FastGraph(ei, x.shape[0])
+    with torch.no_grad():
+        assert_same_maths(fast_forward(layer, x, graph), layer(x, ei))
+    assert ("loops",) in graph._cache
+    layer.eps.data.fill_(-0.4)  # a new ε replaces the cached entry values
+    with torch.no_grad():
+        assert_same_maths(fast_forward(layer, x, graph), layer(x, ei))

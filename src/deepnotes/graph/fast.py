@@ -164,6 +164,22 @@ class FastGraph:
             return CSR.from_edges(ei[0], ei[1], self.num_nodes)
         return self._cached(("gat", loops), build)
 
+    def with_loops(self, loop_weight: float, dtype: torch.dtype) -> tuple[CSR, Tensor]:
+        """The graph with one extra self-loop per node (beside any loops it has) and its entry
+        values: 1 for the edges, ``loop_weight`` for the extra loops. GIN's ``(1 + ε) x_i`` term
+        becomes part of one product. Only the latest ``(loop_weight, dtype)`` values are kept."""
+        def build():
+            loops = torch.arange(self.num_nodes, device=self.edge_index.device)
+            src, dst = self.edge_index
+            csr = CSR.from_edges(torch.cat([src, loops]), torch.cat([dst, loops]), self.num_nodes)
+            return csr, csr.order >= src.numel()
+        csr, is_loop = self._cached(("loops",), build)
+        key = (loop_weight, dtype)
+        if self._cache.get("loop_values", (None,))[0] != key:
+            values = torch.where(is_loop, torch.tensor(loop_weight, dtype=dtype), torch.ones((), dtype=dtype))
+            self._cache["loop_values"] = (key, values)
+        return csr, self._cache["loop_values"][1]
+
     def aggregate(self, x: Tensor, reduce: str) -> Tensor:
         """Sum, mean, max or min of each node's in-neighbours' features (0 without any)."""
         csr = self.csr
@@ -211,6 +227,11 @@ def _sage(layer: SAGEConv, x: Tensor, graph: FastGraph) -> Tensor:
 
 
 def _gin(layer: GINConv, x: Tensor, graph: FastGraph) -> Tensor:
+    if layer.aggr in ("add", "sum") and not (torch.is_grad_enabled() and layer.eps.requires_grad):
+        # Σ_j x_j + (1 + ε) x_i as one product: the self term is an extra entry of weight 1 + ε
+        csr, values = graph.with_loops(1 + float(layer.eps), x.dtype)
+        return layer.nn(spmm(csr, values, x))
+    # a trainable ε: its gradient is Σ grad · x from the separate term, not one per product entry
     return layer.nn(torch.addcmul(graph.aggregate(x, layer.aggr), x, 1 + layer.eps))
 
 
