@@ -376,6 +376,19 @@ def test_readme_commands_with_bad_values_end_with_one_line(argv, tmp_path, capsy
     assert "Traceback" not in err and err.strip() and len(err.strip().splitlines()) == 1, err
 
 
+@pytest.mark.parametrize("argv", [
+    ["track", "--threads", "0"],
+    ["segment", "run", "img.png", "--threads", "two"],
+    ["detect", "run", "img.png", "--threads", "0"],
+    ["explain", "run", "--threads", "0"],
+])
+def test_commands_that_run_models_take_threads(argv, tmp_path, capsys):
+    """--threads is checked first (before the run folder), with the option named."""
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "--threads must be" in err and "Traceback" not in err
+
+
 def test_lock_file_records_the_holder(tmp_path):
     with RunLock(tmp_path) as lock:
         assert lock.held and (tmp_path / ".lock").read_text() == str(os.getpid())

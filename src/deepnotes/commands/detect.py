@@ -9,6 +9,8 @@ from deepnotes.commands._common import console
 
 
 def register(sub) -> None:
+    from deepnotes.commands._common import add_threads_option
+
     p = sub.add_parser(
         "detect",
         help="draw a trained detector's boxes on images (and write them as COCO results JSON)",
@@ -21,6 +23,7 @@ def register(sub) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by 'deepnotes train --task detect --out'")
     p.add_argument("images", metavar="IMAGE", nargs="+", help="image files (PNG, JPEG, …)")
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default: RUN_DIR/detect)")
+    add_threads_option(p)
     p.add_argument("--score-thresh", type=float, default=0.3, help="draw and write boxes scoring above this (default 0.3)")
     p.set_defaults(func=run)
 
@@ -86,6 +89,9 @@ def read_image(path: str, in_shape):
 
 
 def run(args) -> int:
+    from deepnotes.commands._common import apply_threads
+
+    apply_threads(args)  # small tensor work collapses when the thread pool outnumbers free cores
     import torch
     from PIL import Image
     from torchvision.utils import draw_bounding_boxes

@@ -12,6 +12,8 @@ METHODS = IMAGE_METHODS + MODEL_METHODS + ("all",)
 
 
 def register(sub) -> None:
+    from deepnotes.commands._common import add_threads_option
+
     p = sub.add_parser(
         "explain",
         help="draw saliency, guided backprop, Grad-CAM, occlusion and more for a trained classification run",
@@ -30,10 +32,14 @@ def register(sub) -> None:
     p.add_argument("--window", type=int, default=None, help="occlusion window side (default: a quarter of the image side)")
     p.add_argument("--stride", type=int, default=1, help="occlusion stride (default: 1)")
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default: RUN_DIR/explain)")
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from deepnotes.commands._common import apply_threads
+
+    apply_threads(args)  # small tensor work collapses when the thread pool outnumbers free cores
     import matplotlib.pyplot as plt
     import torch
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 
 def register(sub) -> None:
+    from deepnotes.commands._common import add_threads_option
+
     p = sub.add_parser(
         "segment",
         help="segment images with a trained segmentation run; writes colour-coded masks and overlays",
@@ -17,6 +19,7 @@ def register(sub) -> None:
     p.add_argument("run_dir", help="run directory written by 'deepnotes train --task segment'")
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--out", required=True, help="output folder")
+    add_threads_option(p)
     p.add_argument("--alpha", type=float, default=0.5, help="opacity of the mask in the overlay (default 0.5)")
     p.set_defaults(func=run)
 
@@ -66,6 +69,9 @@ def load_segmenter(run_dir: Path):
 
 
 def run(args) -> int:
+    from deepnotes.commands._common import apply_threads
+
+    apply_threads(args)  # small tensor work collapses when the thread pool outnumbers free cores
     import matplotlib.pyplot as plt
     import numpy as np
     import torch

@@ -6,6 +6,8 @@ from pathlib import Path
 
 
 def register(sub) -> None:
+    from deepnotes.commands._common import add_threads_option
+
     p = sub.add_parser(
         "track",
         help="track objects through a shapes sequence or a MOTChallenge folder; tracks, strip and metrics",
@@ -23,6 +25,7 @@ def register(sub) -> None:
     p.add_argument("--max-age", type=int, default=5, help="frames a track survives unseen (default 5)")
     p.add_argument("--iou-threshold", type=float, default=0.3, help="SORT's matching IoU (default 0.3)")
     p.add_argument("--out", required=True, help="output folder")
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 
@@ -55,6 +58,9 @@ def _mot_folder(path: Path):
 
 
 def run(args) -> int:
+    from deepnotes.commands._common import apply_threads
+
+    apply_threads(args)  # small tensor work collapses when the thread pool outnumbers free cores
 
     from deepnotes.commands._common import console
     from deepnotes.core.checks import check_int, check_probability
