@@ -161,7 +161,7 @@ class _Bounds:
         x_sq, slack, root = (
             (self.x_sq, self.slack, self.root_slack)
             if idx is None
-            else (self.x_sq[idx], self.slack[idx], self.root_slack[idx])
+            else (self.x_sq.index_select(0, idx), self.slack.index_select(0, idx), self.root_slack.index_select(0, idx))
         )
         gap = (x_sq + second - slack).clamp_min_(0).sqrt_()
         gap -= (x_sq + best + slack).clamp_min_(0).sqrt_()
@@ -169,7 +169,7 @@ class _Bounds:
         if idx is None:
             self.gap = gap
         else:
-            self.gap[idx] = gap
+            self.gap.index_copy_(0, idx, gap)
 
     def full(self, centers: torch.Tensor, labels: torch.Tensor) -> None:
         """All scores for every point: fills ``labels`` and resets the bounds."""
@@ -195,12 +195,13 @@ class _Bounds:
         best = torch.empty(len(idx), dtype=self.X.dtype, device=self.X.device)
         second = torch.empty_like(best)
         if len(idx):
-            _Nearest(self.X[idx], self.k)(centers, sub_labels, best, second)
+            _Nearest(self.X.index_select(0, idx), self.k)(centers, sub_labels, best, second)
             self._set(idx, best, second)
-        changed = sub_labels != labels[idx]
+        # index_select / index_copy_ rather than [idx]: the generic indexing kernel is several times slower
+        changed = sub_labels != labels.index_select(0, idx)
         idx, new = idx[changed], sub_labels[changed]
-        old = labels[idx]
-        labels[idx] = new
+        old = labels.index_select(0, idx)
+        labels.index_copy_(0, idx, new)
         return idx, old
 
 
@@ -375,8 +376,8 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                 elif moved:
                     sign = torch.ones(2 * moved, dtype=X.dtype, device=X.device)
                     sign[moved:] = -1.0
-                    rows = Xc[idx].repeat(2, 1)
-                    ds, dc = _cluster_sums(rows, torch.cat([labels[idx], old]), k, sign)
+                    rows = Xc.index_select(0, idx).repeat(2, 1)
+                    ds, dc = _cluster_sums(rows, torch.cat([labels.index_select(0, idx), old]), k, sign)
                     sums, counts = sums + ds, counts + dc
             new = _update(Xc, centers, labels, sums, counts)
             shift = float(((new - centers) ** 2).sum())
