@@ -1,6 +1,9 @@
-"""Classic methods: nearest neighbour / kNN, K-means, linear classifier, hand-crafted features, PCA."""
+"""Classic methods: nearest neighbour / kNN, K-means, linear classifier, hand-crafted features, PCA,
+feature selection."""
 
 from deepnotes.classic.base import NotFittedError
+from deepnotes.classic.feature_scores import chi2, f_classif
+from deepnotes.classic.feature_selection import SelectKBest, VarianceThreshold
 from deepnotes.classic.features import (
     FeatureClassifier,
     color_histogram,
@@ -26,7 +29,11 @@ __all__ = [
     "NeighborIndex",
     "NotFittedError",
     "PCA",
+    "SelectKBest",
+    "VarianceThreshold",
+    "chi2",
     "color_histogram",
+    "f_classif",
     "gradient_orientation_histogram",
     "handcrafted_features",
     "image_gradients",
