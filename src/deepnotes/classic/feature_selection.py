@@ -69,19 +69,20 @@ class _Selector(TransformerMixin, BaseEstimator):
     """What every selector shares: a boolean mask over the input features (``_mask``, a tensor)."""
 
     _finite_transform = True
+    _fitted_attr = "n_features_in_"  # set by each selector once fit has succeeded
 
     def _mask(self) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def get_support(self, indices: bool = False):
         """Boolean mask ``(n_features_in_,)`` of the kept features, or their indices."""
-        check_fitted(self, "n_features_in_")
+        check_fitted(self, self._fitted_attr)
         mask = self._mask()
         return like_input(mask.nonzero().flatten() if indices else mask, self._fitted_on_tensor)
 
     def transform(self, X: Any):
         """The kept columns of ``X``; ``(n_samples, 0)`` with a warning when none is kept."""
-        check_fitted(self, "n_features_in_")
+        check_fitted(self, self._fitted_attr)
         X, was_tensor = _check_transform_input(self, X, finite=self._finite_transform)
         mask = self._mask()
         if not bool(mask.any()):
@@ -93,7 +94,7 @@ class _Selector(TransformerMixin, BaseEstimator):
 
     def inverse_transform(self, X: Any):
         """Back to ``n_features_in_`` columns, zeros where features were dropped."""
-        check_fitted(self, "n_features_in_")
+        check_fitted(self, self._fitted_attr)
         was_tensor = isinstance(X, torch.Tensor)
         Xt = as_tensor("X", X)
         if Xt.dim() == 1:
@@ -108,7 +109,7 @@ class _Selector(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Names of the kept features (``x0, x1, ...`` unless fitted on named columns)."""
-        check_fitted(self, "n_features_in_")
+        check_fitted(self, self._fitted_attr)
         names = getattr(self, "feature_names_in_", None)
         if input_features is not None:
             input_features = np.asarray(input_features, dtype=object)
@@ -141,6 +142,8 @@ class SelectKBest(_Selector):
     pvalues_ : ndarray or Tensor [n_features], or None when ``score_func`` gives scores only
     n_features_in_ : int
     """
+
+    _fitted_attr = "scores_"
 
     def __init__(self, score_func: Callable = f_classif, *, k: int | str = 10):
         self.score_func = score_func
@@ -216,6 +219,7 @@ class VarianceThreshold(_Selector):
     """
 
     _finite_transform = False
+    _fitted_attr = "variances_"
 
     def __init__(self, threshold: float = 0.0):
         self.threshold = threshold
