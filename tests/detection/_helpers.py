@@ -11,7 +11,7 @@ from deepnotes.data import shapes
 from deepnotes.train.tasks import get_task
 
 
-def empty_target() -> dict[str, torch.Tensor]:
+def no_objects() -> dict[str, torch.Tensor]:
     """The target of an image without objects."""
     return {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}
 
@@ -55,7 +55,7 @@ def detect(model, images):
         return model(images)
 
 
-def assert_detection_output(out, n_images, num_classes, image_size, max_dets=None, min_dets=0):
+def assert_detections(out, n_images, num_classes, image_size, max_dets=None, min_dets=0):
     """The detector output contract: a list with one dict per image of exactly boxes, scores and
     labels; ``min_dets <= K <= max_dets`` detections; boxes ``[K, 4]`` inside the square image with
     ``x2 >= x1`` and ``y2 >= y1``; int64 labels ``[K]`` in ``1..num_classes``; scores in [0, 1], highest
@@ -73,11 +73,11 @@ def assert_detection_output(out, n_images, num_classes, image_size, max_dets=Non
         assert (scores[:-1] >= scores[1:]).all() and ((scores >= 0) & (scores <= 1)).all(), i
 
 
-def assert_rejects_bad_input(model, images, targets, *, wrong_size, bad_label, outside=(-6.0, 20.0, 12.0, 40.0)):
-    """The input checks every detector shares, in training mode: images of side ``wrong_size``,
-    missing targets, the label ``bad_label``, a box with ``x2 < x1`` and one target dict too few each
-    raise a ``ValueError`` naming the problem; a box ``outside`` reaching past the image trains (finite
-    loss terms). ``images`` and ``targets`` are a valid batch of at least two images."""
+def assert_rejects(model, images, targets, *, wrong_size, bad_label, outside=(-6.0, 20.0, 12.0, 40.0)):
+    """``model`` (in training mode) rejects the bad input every detector rejects: images of side
+    ``wrong_size``, missing targets, the label ``bad_label``, a box with ``x2 < x1`` and one target
+    dict too few each raise a ``ValueError`` naming the problem; a box ``outside`` reaching past the
+    image trains (finite loss terms). ``images`` and ``targets`` are a valid batch of two or more."""
     with pytest.raises(ValueError, match="images must have shape"):
         model(torch.rand(len(images), 3, wrong_size, wrong_size), targets)
     with pytest.raises(ValueError, match="targets are required"):
@@ -90,6 +90,18 @@ def assert_rejects_bad_input(model, images, targets, *, wrong_size, bad_label, o
     assert all(torch.isfinite(v) for v in model(images, [targets[0], past_the_border]).values())
     with pytest.raises(ValueError, match="one dict per image"):
         model(images, targets[:1])
+
+
+def assert_loss_terms_close(ours, ref, names, inputs, *, loss_tol, grad_tol):
+    """Our loss terms against a reference's named differently (``names``: our term -> its term, in
+    the order their totals are summed): each pair is close (``loss_tol = (rtol, atol)``), and so are
+    the gradients of the two totals with respect to ``inputs`` (``grad_tol``)."""
+    g_ours = torch.autograd.grad(sum(ours.values()), inputs)
+    g_ref = torch.autograd.grad(sum(ref[theirs] for theirs in names.values()), inputs)
+    for k, theirs in names.items():
+        torch.testing.assert_close(ours[k], ref[theirs], rtol=loss_tol[0], atol=loss_tol[1])
+    for a, b in zip(g_ours, g_ref):
+        torch.testing.assert_close(a, b, rtol=grad_tol[0], atol=grad_tol[1])
 
 
 def assert_losses_and_gradients_close(ours, theirs, got, want, *, loss_tol, grad_tol):

@@ -19,14 +19,7 @@ from deepnotes.detection.models import (
     yolov1_loss,
 )
 
-from ._helpers import (
-    assert_detection_output,
-    assert_rejects_bad_input,
-    detect,
-    empty_target,
-    few_images,
-    train_steps,
-)
+from ._helpers import assert_detections, assert_rejects, detect, few_images, no_objects, train_steps
 
 
 def _grid_2x2(box0=(0.5, 0.5, 0.25, 0.25, 0.6), box1=(0.0, 0.0, 0.25, 0.25, 0.3)):
@@ -76,11 +69,11 @@ def test_yolov1_responsible_box_is_chosen_by_iou_not_position():
 def test_yolov1_loss_is_divided_by_the_batch_and_an_empty_image_only_teaches_noobj():
     pred = torch.cat([_grid_2x2(), _grid_2x2()])
     one = yolov1_loss(_grid_2x2(), TARGET, num_boxes=2, image_hw=(4, 4))
-    two = yolov1_loss(pred, TARGET + [empty_target()], num_boxes=2, image_hw=(4, 4))
+    two = yolov1_loss(pred, TARGET + [no_objects()], num_boxes=2, image_hw=(4, 4))
     noobj_empty = 0.5 * (0.6**2 + 0.3**2 + 0.1**2 + 0.2**2 + 0.3**2 + 0.4**2 + 0.5**2)
     assert float(two["loss_xy"]) == pytest.approx(float(one["loss_xy"]) / 2, abs=1e-12)
     assert float(two["loss_noobj"]) == pytest.approx((float(one["loss_noobj"]) + noobj_empty) / 2, abs=1e-12)
-    none = yolov1_loss(_grid_2x2(), [empty_target()], num_boxes=2, image_hw=(4, 4))
+    none = yolov1_loss(_grid_2x2(), [no_objects()], num_boxes=2, image_hw=(4, 4))
     assert float(none["loss_noobj"]) == pytest.approx(noobj_empty, abs=1e-12)
     assert all(float(none[k]) == 0 for k in ("loss_xy", "loss_wh", "loss_obj", "loss_class"))
 
@@ -149,7 +142,7 @@ def test_detector_trains_and_its_loss_falls(name):
     torch.manual_seed(0)
     model = MODELS.create(name, (3, 32, 32), 3, **DETECTORS[name])
     x, t = few_images(4)
-    t[1] = empty_target()  # an image without objects trains too
+    t[1] = no_objects()  # an image without objects trains too
     losses, _ = train_steps(model, x, t, steps=25, lr=3e-3, loss_names=model.loss_names)
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < 0.5 * losses[0], losses
@@ -161,14 +154,14 @@ def test_detector_output_format(name):
     model = MODELS.create(name, (3, 32, 32), 3, detections_per_img=7, **DETECTORS[name])
     x, _ = few_images(3)
     out = detect(model, x)
-    assert_detection_output(out, n_images=3, num_classes=3, image_size=32, max_dets=7)
+    assert_detections(out, n_images=3, num_classes=3, image_size=32, max_dets=7)
 
 
 @pytest.mark.parametrize("cls", [YOLOv1, CenterNet, FCOS])
 def test_detector_bad_input(cls):
     model = cls((3, 32, 32), 3, width=4)
     x, t = few_images(2)
-    assert_rejects_bad_input(model, x, t, wrong_size=48, bad_label=0)
+    assert_rejects(model, x, t, wrong_size=48, bad_label=0)
     with pytest.raises(ValueError, match="in_shape"):
         cls((3, 30, 30), 3)
 

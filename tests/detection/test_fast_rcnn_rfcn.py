@@ -10,7 +10,7 @@ from deepnotes.core.registry import MODELS
 from deepnotes.detection.iou import box_iou
 from deepnotes.detection.two_stage import RFCN, FastRCNN, fast_rcnn_loss, ohem_select, ps_roi_pool
 
-from ._helpers import assert_detection_output, detect, empty_target, few_images, train_steps
+from ._helpers import assert_detections, detect, few_images, no_objects, train_steps
 
 
 def _batch(n=4):
@@ -70,7 +70,7 @@ def test_fast_rcnn_trains_and_detects():
     hist = _steps(model, images, targets, 12)
     assert sum(hist[-3:]) < sum(hist[:3])
     out = detect(model, images)
-    assert_detection_output(out, n_images=4, num_classes=3, image_size=32)  # boxes clipped to the image
+    assert_detections(out, n_images=4, num_classes=3, image_size=32)  # boxes clipped to the image
     assert all((o["scores"] > 0.05).all() for o in out)
 
 
@@ -158,7 +158,7 @@ def test_rfcn_trains_and_detects(ohem):
     hist = _steps(model, images, targets, 12)
     assert sum(hist[-3:]) < sum(hist[:3])
     out = detect(model, images)
-    assert_detection_output(out, n_images=4, num_classes=3, image_size=32)
+    assert_detections(out, n_images=4, num_classes=3, image_size=32)
 
 
 @pytest.mark.parametrize("name", ["fast_rcnn", "rfcn"])
@@ -166,7 +166,7 @@ def test_images_without_objects_train_without_nan(name):
     kw = {"anchor_sizes": (8, 16)} if name == "rfcn" else {"max_proposals": 10}
     model = MODELS.create(name, in_shape=(3, 32, 32), num_classes=3, width=8, **kw)
     images, targets = _batch(2)
-    for tg in ([empty_target(), targets[1]], [empty_target(), empty_target()]):
+    for tg in ([no_objects(), targets[1]], [no_objects(), no_objects()]):
         terms = model(images, tg)
         assert all(torch.isfinite(v) for v in terms.values())
         sum(terms.values()).backward()

@@ -10,14 +10,7 @@ import torch
 from deepnotes.core.registry import MODELS
 from deepnotes.detection.two_stage import FasterRCNN, TwoStageDetector
 
-from ._helpers import (
-    assert_detection_output,
-    assert_rejects_bad_input,
-    detect,
-    empty_target,
-    few_images,
-    train_steps,
-)
+from ._helpers import assert_detections, assert_rejects, detect, few_images, no_objects, train_steps
 
 SMALL = dict(width=8, anchor_sizes=(8, 16), representation_size=32, rpn_batch_size_per_image=64,
              box_batch_size_per_image=32)
@@ -34,7 +27,7 @@ def test_faster_rcnn_trains_and_its_loss_falls():
     torch.manual_seed(0)
     model = FasterRCNN((3, 32, 32), 3, **SMALL)
     x, t = few_images(4)
-    t[1] = empty_target()  # an image without objects trains too
+    t[1] = no_objects()  # an image without objects trains too
     losses, _ = train_steps(model, x, t, steps=25, lr=3e-3, loss_names=model.loss_names)
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < 0.5 * losses[0], losses
@@ -45,14 +38,14 @@ def test_faster_rcnn_output_format():
     model = FasterRCNN((3, 32, 32), 3, box_detections_per_img=7, **SMALL)
     x, _ = few_images(3)
     out = detect(model, x)
-    assert_detection_output(out, n_images=3, num_classes=3, image_size=32, max_dets=7)
+    assert_detections(out, n_images=3, num_classes=3, image_size=32, max_dets=7)
 
 
 def test_a_batch_without_any_object_trains_and_evaluates():
     torch.manual_seed(0)
     model = FasterRCNN((3, 32, 32), 3, **SMALL)
     x, _ = few_images(2)
-    terms = model(x, [empty_target(), empty_target()])
+    terms = model(x, [no_objects(), no_objects()])
     assert all(torch.isfinite(v) for v in terms.values())
     assert float(terms["loss_rpn_box_reg"].detach()) == 0.0 and float(terms["loss_box_reg"].detach()) == 0.0
     sum(terms.values()).backward()  # still a graph: the classifier learns "background"
@@ -83,7 +76,7 @@ def test_proposals_all_degenerate_after_clipping():
     model.train()
     terms = model(x, t)  # the ground truth is appended to the (empty) proposals: still learns
     assert all(torch.isfinite(v) for v in terms.values()) and float(terms["loss_classifier"].detach()) > 0
-    terms = model(x, [empty_target(), empty_target()])  # no proposal and no object: zero, not NaN
+    terms = model(x, [no_objects(), no_objects()])  # no proposal and no object: zero, not NaN
     assert all(torch.isfinite(v) for v in terms.values())
     sum(terms.values()).backward()
 
@@ -120,7 +113,7 @@ def test_no_gradient_reaches_the_rpn_through_the_proposals():
 def test_faster_rcnn_bad_input():
     model = FasterRCNN((3, 32, 32), 3, **SMALL)
     x, t = few_images(2)
-    assert_rejects_bad_input(model, x, t, wrong_size=48, bad_label=0)
+    assert_rejects(model, x, t, wrong_size=48, bad_label=0)
     with pytest.raises(ValueError, match="in_shape"):
         FasterRCNN((3, 30, 30), 3)
     with pytest.raises(ValueError, match="num_classes"):

@@ -28,14 +28,7 @@ from deepnotes.detection.two_stage import (
     train_alternating,
 )
 
-from ._helpers import (
-    assert_detection_output,
-    assert_rejects_bad_input,
-    detect,
-    empty_target,
-    few_images,
-    train_steps,
-)
+from ._helpers import assert_detections, assert_rejects, detect, few_images, no_objects, train_steps
 
 SMALL = dict(width=8, representation_size=32, rpn_batch_size_per_image=64, box_batch_size_per_image=32)
 PYRAMID = dict(SMALL, fpn_channels=8, anchor_sizes=(4, 8, 16, 32))
@@ -179,7 +172,7 @@ def test_detector_trains_and_its_loss_falls(name):
     torch.manual_seed(0)
     model = MODELS.create(name, (3, 32, 32), 3, **MODELS_KW[name])
     x, t = few_images(4)
-    t[1] = empty_target()
+    t[1] = no_objects()
     losses, _ = train_steps(model, x, t, steps=25, lr=3e-3, loss_names=model.loss_names)
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < 0.5 * losses[0], losses
@@ -190,10 +183,10 @@ def test_detector_output_format_and_empty_batches(name):
     torch.manual_seed(0)
     model = MODELS.create(name, (3, 32, 32), 3, box_detections_per_img=7, **MODELS_KW[name])
     x, _ = few_images(3)
-    terms = model(x, [empty_target()] * 3)  # no object anywhere: finite losses
+    terms = model(x, [no_objects()] * 3)  # no object anywhere: finite losses
     assert all(torch.isfinite(v) for v in terms.values())
     out = detect(model, x)
-    assert_detection_output(out, n_images=3, num_classes=3, image_size=32, max_dets=7)
+    assert_detections(out, n_images=3, num_classes=3, image_size=32, max_dets=7)
 
 
 @pytest.mark.parametrize("cls", [FPNFasterRCNN, PANet, CascadeRCNN])
@@ -201,7 +194,7 @@ def test_detector_bad_input(cls):
     kw = MODELS_KW[{FPNFasterRCNN: "fpn", PANet: "panet", CascadeRCNN: "cascade_rcnn"}[cls]]
     model = cls((3, 32, 32), 3, **kw)
     x, t = few_images(2)
-    assert_rejects_bad_input(model, x, t, wrong_size=48, bad_label=4)
+    assert_rejects(model, x, t, wrong_size=48, bad_label=4)
     with pytest.raises(ValueError, match="in_shape"):
         cls((3, 30, 30), 3)
 

@@ -7,7 +7,7 @@ import torch
 
 from deepnotes.detection.models import OverFeat, merge_boxes, overfeat_targets
 
-from ._helpers import assert_detection_output, detect, empty_target, few_images, train_steps
+from ._helpers import assert_detections, detect, few_images, no_objects, train_steps
 
 
 def test_fully_convolutional_output_is_a_sliding_window():
@@ -73,12 +73,12 @@ def test_overfeat_trains_a_few_steps_and_its_loss_falls():
     assert set(history[-1]) == {"loss_cls", "loss_box"}
     assert losses[-1] < 0.5 * losses[0]
     out = detect(model, images[:3])
-    assert_detection_output(out, n_images=3, num_classes=3, image_size=64, max_dets=100)
+    assert_detections(out, n_images=3, num_classes=3, image_size=64, max_dets=100)
 
 
 def test_overfeat_trains_on_images_without_objects():
     model = OverFeat((3, 64, 64), 3, width=8)
-    terms = model(torch.rand(2, 3, 64, 64), [empty_target(), empty_target()])
+    terms = model(torch.rand(2, 3, 64, 64), [no_objects(), no_objects()])
     sum(terms.values()).backward()
     assert float(terms["loss_box"].detach()) == 0 and float(terms["loss_cls"].detach()) > 0
 

@@ -24,7 +24,7 @@ from deepnotes.detection.two_stage import (
 )
 from deepnotes.detection.two_stage.rcnn import enlarge_for_context
 
-from ._helpers import empty_target, few_images, train_steps
+from ._helpers import few_images, no_objects, train_steps
 
 TINY = dict(n_train=12, n_val=4, n_test=4, image_size=32, max_objects=2, min_size=8, max_size=16)
 
@@ -171,7 +171,7 @@ def test_the_stage_counter_is_saved_in_the_state_dict():
 
 def test_images_without_objects_train_in_both_stages_without_nan():
     images, targets = _batch(2)
-    targets = [empty_target(), targets[1]]
+    targets = [no_objects(), targets[1]]
     for stage_steps in (100, 0):
         model = RCNN((3, 32, 32), 3, crop_size=16, width=8, finetune_steps=stage_steps, max_proposals=10)
         terms = model(images, targets)

@@ -19,7 +19,7 @@ from deepnotes.detection.models import (
     reorg,
 )
 
-from ._helpers import assert_detection_output, detect, empty_target, few_images, train_steps
+from ._helpers import assert_detections, detect, few_images, no_objects, train_steps
 
 
 def _few_images(n=4):
@@ -74,7 +74,7 @@ def test_yolov2_trains_and_its_loss_falls():
     torch.manual_seed(0)
     model = MODELS.create("yolov2", (3, 64, 64), 3, width=4)
     x, t = _few_images(4)
-    t[1] = empty_target()
+    t[1] = no_objects()
     losses, _ = train_steps(model, x, t, steps=25, lr=3e-3, loss_names={"loss_xy", "loss_wh", "loss_obj", "loss_class"})
     assert all(math.isfinite(v) for v in losses) and losses[-1] < 0.5 * losses[0], losses
 
@@ -84,7 +84,7 @@ def test_yolov2_output_format():
     model = YOLOv2((3, 64, 64), 3, width=4, detections_per_img=5, score_thresh=0.0)
     x, _ = _few_images(3)
     out = detect(model, x)
-    assert_detection_output(out, n_images=3, num_classes=3, image_size=64, max_dets=5, min_dets=1)
+    assert_detections(out, n_images=3, num_classes=3, image_size=64, max_dets=5, min_dets=1)
 
 
 def test_yolov2_bad_input():

@@ -22,14 +22,7 @@ from deepnotes.detection.models import (
 )
 from deepnotes.detection.models.yolo_loss import decode
 
-from ._helpers import (
-    assert_detection_output,
-    assert_rejects_bad_input,
-    detect,
-    empty_target,
-    few_images,
-    train_steps,
-)
+from ._helpers import assert_detections, assert_rejects, detect, few_images, no_objects, train_steps
 
 LOG2 = math.log(2)
 
@@ -184,7 +177,7 @@ def test_yolov3_trains_and_its_loss_falls():
     model = MODELS.create("yolov3", (3, 64, 64), 3, width=4)
     assert MODELS.meta("yolov3")["task"] == "detect" and "zoo" in MODELS.meta("yolov3")
     x, t = _few_images(4)
-    t[1] = empty_target()
+    t[1] = no_objects()
     losses, _ = train_steps(model, x, t, steps=25, lr=3e-3, loss_names=model.loss_names)
     assert all(math.isfinite(v) for v in losses) and losses[-1] < 0.5 * losses[0], losses
 
@@ -194,7 +187,7 @@ def test_yolov3_output_format_and_diou_nms_keeps_other_classes():
     model = YOLOv3((3, 64, 64), 3, width=4, detections_per_img=7, score_thresh=0.0)
     x, _ = _few_images(3)
     out = detect(model, x)
-    assert_detection_output(out, n_images=3, num_classes=3, image_size=64, max_dets=7, min_dets=1)
+    assert_detections(out, n_images=3, num_classes=3, image_size=64, max_dets=7, min_dets=1)
     # identical raw outputs for all three classes: per-class (DIoU-)NMS keeps one box per class
     for nms in ("nms", "diou"):
         m = YOLOv3((3, 64, 64), 3, width=4, nms=nms, score_thresh=0.0).eval()
@@ -209,7 +202,7 @@ def test_yolov3_output_format_and_diou_nms_keeps_other_classes():
 def test_yolov3_bad_input():
     model = YOLOv3((3, 64, 64), 3, width=4)
     x, t = _few_images(2)
-    assert_rejects_bad_input(model, x, t, wrong_size=96, bad_label=4, outside=(-6.0, 20.0, 12.0, 80.0))
+    assert_rejects(model, x, t, wrong_size=96, bad_label=4, outside=(-6.0, 20.0, 12.0, 80.0))
     with pytest.raises(ValueError, match="in_shape"):
         YOLOv3((3, 48, 48), 3)
     with pytest.raises(ValueError, match="anchors"):
