@@ -224,6 +224,22 @@ def test_batch_size_does_not_change_the_result():
             assert torch.equal(x[key], y[key])
 
 
+def test_vote_chunks_agree(monkeypatch):
+    import deepnotes.detection.multiscale as module
+
+    gen = torch.Generator().manual_seed(4)
+    xy = torch.rand(300, 2, generator=gen, dtype=torch.float64) * 20
+    boxes = torch.cat([xy, xy + 2 + 8 * torch.rand(300, 2, generator=gen, dtype=torch.float64)], 1)
+    scores = torch.rand(300, generator=gen, dtype=torch.float64)
+    groups = torch.randint(0, 7, (300,), generator=gen)
+    keep = torchvision.ops.batched_nms(boxes, scores, groups, 0.5)
+    whole = box_voting(boxes, scores, groups, keep, 0.5)
+    torch.testing.assert_close(whole, _vote_loop(boxes, scores, groups, keep, 0.5), rtol=1e-12, atol=1e-12)
+    for chunk in (1, 50, 997):  # one IoU per chunk (a row at a time), a few rows, many
+        monkeypatch.setattr(module, "VOTE_CHUNK", chunk)
+        torch.testing.assert_close(box_voting(boxes, scores, groups, keep, 0.5), whole, rtol=1e-12, atol=1e-12)
+
+
 def test_vote_by_hand():
     boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 11.0, 11.0], [1.0, 1.0, 11.0, 11.0]], dtype=torch.float64)
     scores = torch.tensor([0.9, 0.6, 0.5], dtype=torch.float64)

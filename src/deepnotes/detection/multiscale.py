@@ -63,7 +63,7 @@ from deepnotes.detection.nms import batched_nms
 
 #: merge methods of :func:`merge_detections`
 METHODS = ("nms", "vote")
-#: most IoU entries held at once by box voting (kept boxes × all boxes, in row chunks)
+#: most IoU entries held at once by box voting (kept boxes × the boxes of their groups)
 VOTE_CHUNK = 1 << 22
 
 
@@ -122,18 +122,39 @@ def box_voting(
 
     ``boxes (Tensor[M, 4])``, ``scores (Tensor[M])``, ``groups (Tensor[M])`` (int), ``keep``:
     indices of the kept boxes → ``Tensor[len(keep), 4]``. A kept box whose voters all score 0
-    stays as it is. Memory: the IoU rows are computed :data:`VOTE_CHUNK` entries at a time.
+    stays as it is.
+
+    Only boxes of one group vote, so the boxes are sorted by group and each kept box is compared
+    with its group's run only: a chunk of kept boxes (in group order) meets the contiguous run
+    of the groups it spans, chunks sized so that at most :data:`VOTE_CHUNK` IoUs are held.
     """
     out = boxes[keep].clone()
-    rows = max(1, VOTE_CHUNK // max(1, len(boxes)))
-    for start in range(0, len(keep), rows):
-        k = keep[start:start + rows]
-        votes = (box_iou(boxes[k], boxes) > iou_threshold) & (groups[k, None] == groups[None, :])
-        votes[torch.arange(len(k), device=k.device), k] = True  # a kept box always votes for itself
-        weight = votes * scores[None, :]
+    if len(keep) == 0:
+        return out
+    order = torch.argsort(groups, stable=True)  # boxes by group: each group is one run
+    sorted_groups = groups[order]
+    position = torch.empty_like(order)
+    position[order] = torch.arange(len(order), device=order.device)  # where box j sits in `order`
+    rows = torch.argsort(groups[keep], stable=True)  # kept boxes by group
+    kept = keep[rows]
+    lo = torch.searchsorted(sorted_groups, groups[kept], right=False)
+    hi = torch.searchsorted(sorted_groups, groups[kept], right=True)
+    start = 0
+    while start < len(kept):  # one iteration per chunk of kept boxes
+        # rows × columns of the chunk [start, end) grows with end; no more rows than fit beside
+        # the first row's columns, so finding the end costs no more than the chunk itself
+        span = min(len(kept) - start, max(1, VOTE_CHUNK // int(hi[start] - lo[start])))
+        cost = torch.arange(1, span + 1, device=kept.device) * (hi[start:start + span] - lo[start])
+        end = start + max(1, int((cost <= VOTE_CHUNK).sum()))  # cost grows with the chunk's end
+        k, c0, c1 = kept[start:end], int(lo[start]), int(hi[end - 1])
+        cand = order[c0:c1]
+        votes = (box_iou(boxes[k], boxes[cand]) > iou_threshold) & (groups[k, None] == groups[cand][None, :])
+        votes[torch.arange(len(k), device=k.device), position[k] - c0] = True  # a kept box votes for itself
+        weight = votes * scores[cand][None, :]
         total = weight.sum(1, keepdim=True)
-        fused = weight @ boxes / total
-        out[start:start + rows] = torch.where(total > 0, fused, boxes[k])
+        fused = weight @ boxes[cand] / total
+        out[rows[start:end]] = torch.where(total > 0, fused, boxes[k])
+        start = end
     return out
 
 
