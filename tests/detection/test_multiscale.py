@@ -391,3 +391,26 @@ def test_docstring_examples():
 
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("kw, name", [
+    (dict(length=0), "length"),
+    (dict(tile=0), "tile"),
+    (dict(overlap=1.0), "overlap"),
+    (dict(overlap=-0.1), "overlap"),
+])
+def test_tile_starts_bad_input(kw, name):
+    with pytest.raises(ValueError, match=name):
+        tile_starts(**{"length": 16, "tile": 8, **kw})
+
+
+def test_box_voting_bad_input():
+    boxes, scores = torch.tensor([[0.0, 0.0, 2.0, 2.0]]), torch.ones(1)
+    with pytest.raises(TypeError, match="groups"):
+        box_voting(boxes, scores, torch.zeros(1), torch.tensor([0]), 0.5)
+    with pytest.raises(ValueError, match="keep"):
+        box_voting(boxes, scores, torch.zeros(1, dtype=torch.int64), torch.tensor([1]), 0.5)
+    with pytest.raises(ValueError, match="same boxes"):
+        box_voting(boxes, torch.ones(2), torch.zeros(1, dtype=torch.int64), torch.tensor([0]), 0.5)
+    with pytest.raises(ValueError, match="iou_threshold"):
+        box_voting(boxes, scores, torch.zeros(1, dtype=torch.int64), torch.tensor([0]), -0.5)

@@ -35,7 +35,7 @@ and a scale ``s``:
 
 With ``scales=(1.0,)`` on ``in_shape`` images there is one view, nothing is moved, and with
 ``iou_threshold`` at or above the model's own NMS threshold (1.0 for a detector without NMS)
-the result is the model's own output. A box cut by a window border is found in the windows
+and ``detections_per_img`` at least the model's, the result is the model's own output. A box cut by a window border is found in the windows
 that hold the object whole as well; the merge keeps the higher-scored one.
 
 Example
@@ -58,6 +58,7 @@ import torch
 import torch.nn.functional as F
 
 from deepnotes.core.checks import check_choice, check_float, check_int, check_tensor, check_type
+from deepnotes.detection._validate import check_boxes
 from deepnotes.detection.iou import box_iou
 from deepnotes.detection.nms import batched_nms
 
@@ -107,11 +108,11 @@ def _check_model(model) -> tuple[int, int, int]:
 
 def _split_per_image(boxes, scores, labels, image, batch: int, detections_per_img: int) -> list[dict[str, torch.Tensor]]:
     """Detections sorted by score → one dict per image holding its ``detections_per_img`` best."""
-    out = []
-    for i in range(batch):  # one dict per image: the output format itself is per image
-        mine = (image == i).nonzero().flatten()[:detections_per_img]
-        out.append({"boxes": boxes[mine], "scores": scores[mine], "labels": labels[mine]})
-    return out
+    order = torch.argsort(image, stable=True)  # by image, score order kept within each
+    counts = torch.bincount(image, minlength=batch).tolist()
+    parts = zip(*(torch.split(t[order], counts) for t in (boxes, scores, labels)))
+    return [{"boxes": b[:detections_per_img], "scores": s[:detections_per_img], "labels": c[:detections_per_img]}
+            for b, s, c in parts]
 
 
 def box_voting(
@@ -128,6 +129,18 @@ def box_voting(
     with its group's run only: a chunk of kept boxes (in group order) meets the contiguous run
     of the groups it spans, chunks sized so that at most :data:`VOTE_CHUNK` IoUs are held.
     """
+    check_boxes("boxes", boxes)
+    check_tensor("scores", scores, ndim=1, floating=True)
+    for name, t in (("groups", groups), ("keep", keep)):
+        check_tensor(name, t, ndim=1)
+        if t.is_floating_point() or t.dtype == torch.bool:
+            raise TypeError(f"{name} must be an integer tensor, got dtype {t.dtype}")
+    if not len(boxes) == len(scores) == len(groups):
+        raise ValueError(f"boxes, scores and groups must describe the same boxes; got {len(boxes)}, "
+                         f"{len(scores)} and {len(groups)}")
+    if len(keep) and (int(keep.min()) < 0 or int(keep.max()) >= len(boxes)):
+        raise ValueError(f"keep must hold indices into boxes (0..{len(boxes) - 1})")
+    iou_threshold = check_float("iou_threshold", iou_threshold, min=0.0, max=1.0)
     out = boxes[keep].clone()
     if len(keep) == 0:
         return out
