@@ -21,12 +21,14 @@ class MockDetector(nn.Module):
     def __init__(self, in_shape, fixed=None, seed=None, max_boxes=6, num_classes=2):
         super().__init__()
         self.in_shape, self.fixed, self.max_boxes, self.num_classes = in_shape, fixed, max_boxes, num_classes
-        self.gen = torch.Generator().manual_seed(seed if seed is not None else 0)
-        self.calls = []
+        self.content_seeded = seed == "content"  # boxes a function of the window's pixels
+        self.gen = torch.Generator().manual_seed(seed if isinstance(seed, int) else 0)
+        self.calls, self.batches = [], []
         self.scale = nn.Parameter(torch.ones(()))  # so that .eval() / .train() mean something
 
     def forward(self, images):
         assert tuple(images.shape[1:]) == tuple(self.in_shape)  # the detectors' contract
+        self.batches.append(len(images))
         out = []
         h, w = self.in_shape[1:]
         for img in images:
@@ -35,6 +37,8 @@ class MockDetector(nn.Module):
                 scores = torch.tensor([s for _, s, _ in self.fixed], dtype=images.dtype)
                 labels = torch.tensor([c for _, _, c in self.fixed], dtype=torch.int64)
             else:
+                if self.content_seeded:
+                    self.gen.manual_seed(int(img.double().sum() * 1e6) % 2**31)
                 # boxes crowd around two points of the window (± 1 px, sides ± 20 %): NMS has work
                 k = int(torch.randint(0, self.max_boxes + 1, (), generator=self.gen))
                 size = torch.tensor([w, h], dtype=images.dtype)
@@ -216,9 +220,12 @@ def test_mapping_and_merge_match_loop_and_torchvision(seed, case, method):
 
 def test_batch_size_does_not_change_the_result():
     images = torch.rand(5, 1, 8, 8, dtype=torch.float64)
-    a = multi_scale_detect(MockDetector((1, 8, 8), seed=3).eval(), images, scales=(0.5, 1.5), batch_size=1)
-    b = multi_scale_detect(MockDetector((1, 8, 8), seed=3).eval(), images, scales=(0.5, 1.5), batch_size=64)
-    # the mock draws its boxes in call order, which batching does not change
+    small = MockDetector((1, 8, 8), seed="content").eval()
+    a = multi_scale_detect(small, images, scales=(0.5, 1.5), batch_size=2)
+    assert max(small.batches) == 2  # the model never sees more than batch_size windows at once
+    b = multi_scale_detect(MockDetector((1, 8, 8), seed="content").eval(), images, scales=(0.5, 1.5), batch_size=64)
+    # the mock's boxes depend on each window's pixels only, not on how the windows are batched
+    assert sum(len(d["boxes"]) for d in a) > 10
     for x, y in zip(a, b):
         for key in ("boxes", "scores", "labels"):
             assert torch.equal(x[key], y[key])

@@ -21,7 +21,7 @@ and a scale ``s``:
    along each side, ``n = ceil((L − T) / (T − overlap·T)) + 1`` windows spread evenly from 0 to
    ``L − T``, so neighbours overlap by at least ``tile_overlap`` of a window (see
    :func:`tile_starts`). Objects are larger; the tiles together cover the whole image.
-4. **Detect** on every view (in batches of ``batch_size``, under ``torch.no_grad``).
+4. **Detect** on every view, ``batch_size`` images at a time (under ``torch.no_grad``).
 5. **Map back.** A box ``(x1, y1, x2, y2)`` found in the window at ``(x0, y0)`` lies at
    ``(x1 + x0, y1 + y0, x2 + x0, y2 + y0)`` in the resized image; a box whose centre lies in the
    padding (outside ``[0, w_s] × [0, h_s]``) is dropped, the rest are divided by the exact
@@ -227,6 +227,27 @@ def _views(images: torch.Tensor, in_hw: tuple[int, int], scale: float, overlap: 
             yield x[:, :, y0:y0 + in_hw[0], x0:x0 + in_hw[1]], x0, y0
 
 
+def _map_back(dets: list[dict], first: int, offset: tuple[int, int], resized: tuple[int, int],
+              size: tuple[int, int]) -> tuple[torch.Tensor, ...]:
+    """One window's detections (images ``first, first + 1, …``) → ``(boxes, scores, labels,
+    image)`` in the original images: shift by the window's ``offset (x0, y0)``, drop centres
+    outside the ``resized (h_s, w_s)`` image (in the padding), divide by the resize factors,
+    clip to ``size (H, W)``."""
+    (x0, y0), (hs, ws), (h, w) = offset, resized, size
+    boxes = torch.cat([d["boxes"] for d in dets])
+    count = torch.tensor([len(d["boxes"]) for d in dets], device=boxes.device)
+    image = torch.arange(first, first + len(dets), device=boxes.device).repeat_interleave(count)
+    boxes = boxes + boxes.new_tensor([x0, y0, x0, y0])
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    inside = ((centre >= 0) & (centre <= centre.new_tensor([ws, hs]))).all(1)
+    factor = torch.tensor([ws / w, hs / h, ws / w, hs / h], dtype=torch.float64)  # exact ratios of ints
+    boxes = boxes[inside] / factor.to(boxes)
+    boxes = torch.stack((boxes[:, 0::2].clamp(0, w), boxes[:, 1::2].clamp(0, h)), 2).reshape(-1, 4)
+    scores = torch.cat([d["scores"] for d in dets])[inside]
+    labels = torch.cat([d["labels"] for d in dets]).long()[inside]
+    return boxes, scores, labels, image[inside]
+
+
 @torch.no_grad()
 def multi_scale_detect(
     model: torch.nn.Module,
@@ -250,7 +271,8 @@ def multi_scale_detect(
     scales : resize factors, each > 0 (see the module docstring for padding and tiling).
     iou_threshold, method, detections_per_img : how the views are merged (:func:`merge_detections`).
     tile_overlap : least overlap of neighbouring windows, as a fraction of a window, in ``[0, 1)``.
-    batch_size : most windows passed to the model at once (bounds the memory).
+    batch_size : images processed at once; each model call gets at most this many windows
+        (bounds the memory).
     fill : value of the padding.
 
     Returns one ``{"boxes" (Tensor[K, 4]) xyxy in the input images' pixels, "scores" (Tensor[K]),
@@ -273,22 +295,12 @@ def multi_scale_detect(
     if n == 0:
         return []
     found: list[tuple[torch.Tensor, ...]] = []
-    for scale in scales:
-        views = _views(images, (h_in, w_in), scale, tile_overlap, fill)
-        hs, ws = next(views)
-        factor = torch.tensor([ws / w, hs / h, ws / w, hs / h], dtype=torch.float64)
-        for crops, x0, y0 in views:
-            for start in range(0, n, batch_size):
-                dets = model(crops[start:start + batch_size])
-                boxes = torch.cat([d["boxes"] for d in dets])
-                count = torch.tensor([len(d["boxes"]) for d in dets], device=boxes.device)
-                index = torch.arange(start, start + len(dets), device=boxes.device).repeat_interleave(count)
-                boxes = boxes + boxes.new_tensor([x0, y0, x0, y0])
-                centre = (boxes[:, :2] + boxes[:, 2:]) / 2
-                inside = ((centre >= 0) & (centre <= centre.new_tensor([ws, hs]))).all(1)
-                boxes = boxes[inside] / factor.to(boxes)
-                boxes = torch.stack((boxes[:, 0::2].clamp(0, w), boxes[:, 1::2].clamp(0, h)), 2).reshape(-1, 4)
-                found.append((boxes, torch.cat([d["scores"] for d in dets])[inside],
-                              torch.cat([d["labels"] for d in dets]).long()[inside], index[inside]))
+    for start in range(0, n, batch_size):  # a batch of images at a time: memory grows with batch_size only
+        chunk = images[start:start + batch_size]
+        for scale in scales:
+            views = _views(chunk, (h_in, w_in), scale, tile_overlap, fill)
+            resized = next(views)
+            for crops, x0, y0 in views:
+                found.append(_map_back(model(crops), start, (x0, y0), resized, (h, w)))
     boxes, scores, labels, image = (torch.cat(parts) for parts in zip(*found))
     return merge_detections(boxes, scores, labels, image, n, iou_threshold, method, detections_per_img)
