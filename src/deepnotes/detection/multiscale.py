@@ -5,7 +5,8 @@ network objects at many sizes; multi-scale *testing* looks at each test image at
 and keeps the best of every view. A small object that falls under the detector's smallest
 anchor or stride becomes detectable when the image is enlarged; a large one that overflows the
 receptive field is seen whole when the image is shrunk. Larger test scales cost more forward
-passes and usually find more small objects; smaller ones are cheaper and coarser.
+passes and usually find more small objects; smaller ones are cheaper and coarser (the notes,
+lines 1545–1547 on multi-scale training and testing, 1466–1472 on small objects).
 
 How a scale works with a fixed-input detector
 ---------------------------------------------
@@ -25,7 +26,7 @@ and a scale ``s``:
 5. **Map back.** A box ``(x1, y1, x2, y2)`` found in the window at ``(x0, y0)`` lies at
    ``(x1 + x0, y1 + y0, x2 + x0, y2 + y0)`` in the resized image; a box whose centre lies in the
    padding (outside ``[0, w_s] × [0, h_s]``) is dropped, the rest are divided by the exact
-   factors ``(w_s / W, h_s / H)`` and clipped to ``[0, W] × [0, H]``.
+   factors ``(w_s / W, h_s / H)`` (the sizes' ratios, not ``s``) and clipped to ``[0, W] × [0, H]``.
 6. **Merge** all views of one image, class by class (:func:`merge_detections`):
    ``method="nms"`` is greedy NMS per image and class (torchvision's ``batched_nms``);
    ``method="vote"`` is NMS followed by *box voting*: each kept box is replaced by the
@@ -35,8 +36,13 @@ and a scale ``s``:
 
 With ``scales=(1.0,)`` on ``in_shape`` images there is one view, nothing is moved, and with
 ``iou_threshold`` at or above the model's own NMS threshold (1.0 for a detector without NMS)
-and ``detections_per_img`` at least the model's, the result is the model's own output. A box cut by a window border is found in the windows
-that hold the object whole as well; the merge keeps the higher-scored one.
+and ``detections_per_img`` at least the model's, the result is the model's own output.
+
+Window borders get no special treatment: an object cut by one is usually also seen whole in the
+neighbouring window (they overlap by ``tile_overlap``) or at another scale, and NMS keeps the
+higher-scored box; a partial box overlapping the whole one by IoU ``<= iou_threshold`` survives
+as a duplicate. The padding is filled with ``fill`` (0 by default: the mean of normalized
+images, black for images in ``[0, 1]``).
 
 Example
 -------
@@ -240,7 +246,7 @@ def _map_back(dets: list[dict], first: int, offset: tuple[int, int], resized: tu
     boxes = boxes + boxes.new_tensor([x0, y0, x0, y0])
     centre = (boxes[:, :2] + boxes[:, 2:]) / 2
     inside = ((centre >= 0) & (centre <= centre.new_tensor([ws, hs]))).all(1)
-    factor = torch.tensor([ws / w, hs / h, ws / w, hs / h], dtype=torch.float64)  # exact ratios of ints
+    factor = torch.tensor([ws / w, hs / h, ws / w, hs / h], dtype=torch.float64)  # the sizes' ratios, not s
     boxes = boxes[inside] / factor.to(boxes)
     boxes = torch.stack((boxes[:, 0::2].clamp(0, w), boxes[:, 1::2].clamp(0, h)), 2).reshape(-1, 4)
     scores = torch.cat([d["scores"] for d in dets])[inside]
