@@ -111,6 +111,12 @@ def coco_reference(preds, targets, iou_thresholds=None):
                     "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
                 }
             )
+    return run_cocoeval(images, anns, results, cats, "bbox", iou_thresholds)
+
+
+def run_cocoeval(images, anns, results, cats, iou_type, iou_thresholds=None):
+    """COCOeval (``iou_type`` "bbox" or "segm", its printing silenced) of COCO-format results against
+    COCO-format ground truth of the category ids ``cats``: the 12 summary numbers and the eval object."""
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO()
         gt.dataset = {
@@ -127,7 +133,7 @@ def coco_reference(preds, targets, iou_thresholds=None):
                 "categories": gt.dataset["categories"],
             }
             dt.createIndex()
-        ev = COCOeval(gt, dt, "bbox")
+        ev = COCOeval(gt, dt, iou_type)
         if iou_thresholds is not None:
             ev.params.iouThrs = np.array(iou_thresholds)
         ev.evaluate()

@@ -7,14 +7,9 @@ import pytest
 import torch
 
 from deepnotes.core.registry import MODELS
-from deepnotes.data import shapes
 from deepnotes.detection.models import CornerNet, corner_pool, pull_push_loss
 
-
-def _few_images(n=4, size=32):
-    splits = shapes(seed=0, n_train=n, n_val=1, n_test=1, image_size=size, max_objects=2, min_size=8, max_size=16)
-    images, targets = zip(*(splits.train[i] for i in range(n)))
-    return torch.stack(images), [{k: t[k] for k in ("boxes", "labels")} for t in targets]
+from ._helpers import assert_detections, assert_rejects, detect, few_images, no_objects, train_steps
 
 
 def _loop_pool(h, v, corner):
@@ -114,48 +109,24 @@ def test_cornernet_trains_and_its_loss_falls():
     assert MODELS.meta("cornernet")["task"] == "detect"
     torch.manual_seed(0)
     model = MODELS.create("cornernet", (3, 32, 32), 3, width=8)
-    x, t = _few_images()
-    t[1] = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(25):
-        terms = model(x, t)
-        assert set(terms) == set(model.loss_names)
-        loss = sum(terms.values())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    x, t = few_images(4)
+    t[1] = no_objects()
+    losses, _ = train_steps(model, x, t, steps=25, lr=3e-3, loss_names=model.loss_names)
     assert all(math.isfinite(v) for v in losses) and losses[-1] < 0.5 * losses[0], losses
 
 
 def test_cornernet_output_format():
     torch.manual_seed(0)
-    model = CornerNet((3, 32, 32), 3, width=4, detections_per_img=7, score_thresh=0.0).eval()
-    x, _ = _few_images(3)
-    with torch.no_grad():
-        out = model(x)
-    assert len(out) == 3
-    for det in out:
-        k = len(det["scores"])
-        assert set(det) == {"boxes", "scores", "labels"} and k <= 7 and det["boxes"].shape == (k, 4)
-        assert ((det["labels"] >= 1) & (det["labels"] <= 3)).all()
-        assert (det["boxes"] >= 0).all() and (det["boxes"] <= 32).all()
-        assert (det["boxes"][:, 2:] >= det["boxes"][:, :2]).all()
-        assert (det["scores"][:-1] >= det["scores"][1:]).all()
+    model = CornerNet((3, 32, 32), 3, width=4, detections_per_img=7, score_thresh=0.0)
+    x, _ = few_images(3)
+    out = detect(model, x)
+    assert_detections(out, n_images=3, num_classes=3, image_size=32, max_dets=7)
 
 
 def test_cornernet_bad_input():
     model = CornerNet((3, 32, 32), 3, width=4)
-    x, t = _few_images(2)
-    with pytest.raises(ValueError, match="images must have shape"):
-        model(torch.rand(2, 3, 48, 48), t)
-    with pytest.raises(ValueError, match="targets are required"):
-        model(x)
-    with pytest.raises(ValueError, match="labels"):
-        model(x, [t[0], {"boxes": torch.zeros(1, 4), "labels": torch.tensor([0])}])
-    outside = {"boxes": torch.tensor([[-6.0, 20.0, 12.0, 40.0]]), "labels": torch.tensor([1])}
-    assert all(torch.isfinite(v) for v in model(x, [t[0], outside]).values())
+    x, t = few_images(2)
+    assert_rejects(model, x, t, wrong_size=48, bad_label=0)
     with pytest.raises(ValueError, match="in_shape"):
         CornerNet((3, 30, 30), 3)
     with pytest.raises(ValueError, match="corner"):

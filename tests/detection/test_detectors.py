@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from deepnotes.core.registry import MODELS
-from deepnotes.data import shapes
 from deepnotes.detection.models import (
     FCOS,
     CenterNet,
@@ -20,9 +19,7 @@ from deepnotes.detection.models import (
     yolov1_loss,
 )
 
-
-def _empty():
-    return {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}
+from ._helpers import assert_detections, assert_rejects, detect, few_images, no_objects, train_steps
 
 
 def _grid_2x2(box0=(0.5, 0.5, 0.25, 0.25, 0.6), box1=(0.0, 0.0, 0.25, 0.25, 0.3)):
@@ -72,11 +69,11 @@ def test_yolov1_responsible_box_is_chosen_by_iou_not_position():
 def test_yolov1_loss_is_divided_by_the_batch_and_an_empty_image_only_teaches_noobj():
     pred = torch.cat([_grid_2x2(), _grid_2x2()])
     one = yolov1_loss(_grid_2x2(), TARGET, num_boxes=2, image_hw=(4, 4))
-    two = yolov1_loss(pred, TARGET + [_empty()], num_boxes=2, image_hw=(4, 4))
+    two = yolov1_loss(pred, TARGET + [no_objects()], num_boxes=2, image_hw=(4, 4))
     noobj_empty = 0.5 * (0.6**2 + 0.3**2 + 0.1**2 + 0.2**2 + 0.3**2 + 0.4**2 + 0.5**2)
     assert float(two["loss_xy"]) == pytest.approx(float(one["loss_xy"]) / 2, abs=1e-12)
     assert float(two["loss_noobj"]) == pytest.approx((float(one["loss_noobj"]) + noobj_empty) / 2, abs=1e-12)
-    none = yolov1_loss(_grid_2x2(), [_empty()], num_boxes=2, image_hw=(4, 4))
+    none = yolov1_loss(_grid_2x2(), [no_objects()], num_boxes=2, image_hw=(4, 4))
     assert float(none["loss_noobj"]) == pytest.approx(noobj_empty, abs=1e-12)
     assert all(float(none[k]) == 0 for k in ("loss_xy", "loss_wh", "loss_obj", "loss_class"))
 
@@ -139,29 +136,14 @@ def test_centernet_peaks_become_boxes_without_nms():
 DETECTORS = {"yolov1": dict(width=8), "centernet": dict(width=8), "fcos": dict(width=8, score_thresh=0.0)}
 
 
-def _few_images(n=4):
-    splits = shapes(seed=0, n_train=n, n_val=1, n_test=1, image_size=32, max_objects=2, min_size=8, max_size=16)
-    images, targets = zip(*(splits.train[i] for i in range(n)))
-    return torch.stack(images), [{k: t[k] for k in ("boxes", "labels")} for t in targets]
-
-
 @pytest.mark.parametrize("name", sorted(DETECTORS))
 def test_detector_trains_and_its_loss_falls(name):
     assert MODELS.meta(name)["task"] == "detect"
     torch.manual_seed(0)
     model = MODELS.create(name, (3, 32, 32), 3, **DETECTORS[name])
-    x, t = _few_images()
-    t[1] = _empty()  # an image without objects trains too
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(25):
-        terms = model(x, t)
-        assert set(terms) == set(model.loss_names)
-        loss = sum(terms.values())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    x, t = few_images(4)
+    t[1] = no_objects()  # an image without objects trains too
+    losses, _ = train_steps(model, x, t, steps=25, lr=3e-3, loss_names=model.loss_names)
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < 0.5 * losses[0], losses
 
@@ -169,37 +151,17 @@ def test_detector_trains_and_its_loss_falls(name):
 @pytest.mark.parametrize("name", sorted(DETECTORS))
 def test_detector_output_format(name):
     torch.manual_seed(0)
-    model = MODELS.create(name, (3, 32, 32), 3, detections_per_img=7, **DETECTORS[name]).eval()
-    x, _ = _few_images(3)
-    with torch.no_grad():
-        out = model(x)
-    assert isinstance(out, list) and len(out) == 3
-    for det in out:
-        assert set(det) == {"boxes", "scores", "labels"}
-        k = len(det["scores"])
-        assert k <= 7 and det["boxes"].shape == (k, 4) and det["labels"].shape == (k,)
-        assert det["labels"].dtype == torch.int64 and ((det["labels"] >= 1) & (det["labels"] <= 3)).all()
-        assert (det["boxes"] >= 0).all() and (det["boxes"] <= 32).all()
-        assert (det["boxes"][:, 2:] >= det["boxes"][:, :2]).all()
-        assert (det["scores"][:-1] >= det["scores"][1:]).all() and ((det["scores"] >= 0) & (det["scores"] <= 1)).all()
+    model = MODELS.create(name, (3, 32, 32), 3, detections_per_img=7, **DETECTORS[name])
+    x, _ = few_images(3)
+    out = detect(model, x)
+    assert_detections(out, n_images=3, num_classes=3, image_size=32, max_dets=7)
 
 
 @pytest.mark.parametrize("cls", [YOLOv1, CenterNet, FCOS])
 def test_detector_bad_input(cls):
     model = cls((3, 32, 32), 3, width=4)
-    x, t = _few_images(2)
-    with pytest.raises(ValueError, match="images must have shape"):
-        model(torch.rand(2, 3, 48, 48), t)
-    with pytest.raises(ValueError, match="targets are required"):
-        model(x)
-    with pytest.raises(ValueError, match="labels"):
-        model(x, [t[0], {"boxes": torch.zeros(1, 4), "labels": torch.tensor([0])}])
-    with pytest.raises(ValueError, match="x2 >= x1"):
-        model(x, [t[0], {"boxes": torch.tensor([[5.0, 5.0, 2.0, 9.0]]), "labels": torch.tensor([1])}])
-    outside = {"boxes": torch.tensor([[-6.0, 20.0, 12.0, 40.0]]), "labels": torch.tensor([1])}
-    assert all(torch.isfinite(v) for v in model(x, [t[0], outside]).values())  # outside the image: trains
-    with pytest.raises(ValueError, match="one dict per image"):
-        model(x, t[:1])
+    x, t = few_images(2)
+    assert_rejects(model, x, t, wrong_size=48, bad_label=0)
     with pytest.raises(ValueError, match="in_shape"):
         cls((3, 30, 30), 3)
 

@@ -7,34 +7,20 @@ import torch
 import torchvision
 
 from deepnotes.core.registry import MODELS
-from deepnotes.data import shapes
 from deepnotes.detection.iou import box_iou
 from deepnotes.detection.two_stage import RFCN, FastRCNN, fast_rcnn_loss, ohem_select, ps_roi_pool
-from deepnotes.train.tasks import get_task
+
+from ._helpers import assert_detections, detect, few_images, no_objects, train_steps
 
 
-def _batch(n=4, size=32, seed=0):
-    data = shapes(seed=seed, n_train=n, n_val=1, n_test=1, image_size=size, max_objects=2, min_size=8,
-                  max_size=16).train
-    return get_task("detect").collate([data[i] for i in range(n)])
-
-
-def _empty():
-    return {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}
+def _batch(n=4):
+    return few_images(n, masks=True)
 
 
 def _steps(model, images, targets, n, lr=2e-3):
+    """The total loss of each of ``n`` Adam steps, the global seed reset first (the RoI sampling draws)."""
     torch.manual_seed(0)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    history = []
-    for _ in range(n):
-        model.train()
-        terms = model(images, targets)
-        opt.zero_grad()
-        sum(terms.values()).backward()
-        opt.step()
-        history.append(float(sum(terms.values()).detach()))
-    return history
+    return train_steps(model, images, targets, steps=n, lr=lr)[0]
 
 
 # --- Fast R-CNN ------------------------------------------------------------------------------------
@@ -83,11 +69,9 @@ def test_fast_rcnn_trains_and_detects():
     images, targets = _batch(4)
     hist = _steps(model, images, targets, 12)
     assert sum(hist[-3:]) < sum(hist[:3])
-    model.eval()
-    with torch.no_grad():
-        out = model(images)
-    assert len(out) == 4 and all(((o["scores"] > 0.05) & (o["scores"] <= 1)).all() for o in out)
-    assert all((o["boxes"] >= 0).all() and (o["boxes"] <= 32).all() for o in out)  # clipped
+    out = detect(model, images)
+    assert_detections(out, n_images=4, num_classes=3, image_size=32)  # boxes clipped to the image
+    assert all((o["scores"] > 0.05).all() for o in out)
 
 
 # --- PS-RoI pooling ----------------------------------------------------------------------------
@@ -137,7 +121,7 @@ def test_ps_roi_pool_gradcheck_and_batch_equals_loop():
     torch.testing.assert_close(whole, one_by_one, rtol=0, atol=1e-12)
 
 
-def test_ps_roi_pool_bad_input_and_empty():
+def test_ps_roi_pool_bad_input_andempty_target():
     x = torch.zeros(1, 8, 4, 4)
     with pytest.raises(ValueError, match="multiple of PH·PW"):
         ps_roi_pool(x, [torch.tensor([[0.0, 0.0, 2.0, 2.0]])], 3)
@@ -173,10 +157,8 @@ def test_rfcn_trains_and_detects(ohem):
     images, targets = _batch(4)
     hist = _steps(model, images, targets, 12)
     assert sum(hist[-3:]) < sum(hist[:3])
-    model.eval()
-    with torch.no_grad():
-        out = model(images)
-    assert len(out) == 4 and all(set(o) == {"boxes", "scores", "labels"} for o in out)
+    out = detect(model, images)
+    assert_detections(out, n_images=4, num_classes=3, image_size=32)
 
 
 @pytest.mark.parametrize("name", ["fast_rcnn", "rfcn"])
@@ -184,7 +166,7 @@ def test_images_without_objects_train_without_nan(name):
     kw = {"anchor_sizes": (8, 16)} if name == "rfcn" else {"max_proposals": 10}
     model = MODELS.create(name, in_shape=(3, 32, 32), num_classes=3, width=8, **kw)
     images, targets = _batch(2)
-    for tg in ([_empty(), targets[1]], [_empty(), _empty()]):
+    for tg in ([no_objects(), targets[1]], [no_objects(), no_objects()]):
         terms = model(images, tg)
         assert all(torch.isfinite(v) for v in terms.values())
         sum(terms.values()).backward()

@@ -8,35 +8,12 @@ import pytest
 import torch
 
 from deepnotes.core.registry import MODELS
-from deepnotes.data import shapes
 from deepnotes.detection.two_stage import FasterRCNN, TwoStageDetector
+
+from ._helpers import assert_detections, assert_rejects, detect, few_images, no_objects, train_steps
 
 SMALL = dict(width=8, anchor_sizes=(8, 16), representation_size=32, rpn_batch_size_per_image=64,
              box_batch_size_per_image=32)
-
-
-def _empty():
-    return {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}
-
-
-def _few_images(n=4):
-    splits = shapes(seed=0, n_train=n, n_val=1, n_test=1, image_size=32, max_objects=2, min_size=8, max_size=16)
-    images, targets = zip(*(splits.train[i] for i in range(n)))
-    return torch.stack(images), [{k: t[k] for k in ("boxes", "labels")} for t in targets]
-
-
-def _train(model, x, t, steps=25, lr=3e-3):
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    losses = []
-    for _ in range(steps):
-        terms = model(x, t)
-        assert set(terms) == set(model.loss_names)
-        loss = sum(terms.values())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-    return losses
 
 
 def test_faster_rcnn_is_registered_with_zoo_settings():
@@ -49,34 +26,26 @@ def test_faster_rcnn_is_registered_with_zoo_settings():
 def test_faster_rcnn_trains_and_its_loss_falls():
     torch.manual_seed(0)
     model = FasterRCNN((3, 32, 32), 3, **SMALL)
-    x, t = _few_images()
-    t[1] = _empty()  # an image without objects trains too
-    losses = _train(model, x, t)
+    x, t = few_images(4)
+    t[1] = no_objects()  # an image without objects trains too
+    losses, _ = train_steps(model, x, t, steps=25, lr=3e-3, loss_names=model.loss_names)
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < 0.5 * losses[0], losses
 
 
 def test_faster_rcnn_output_format():
     torch.manual_seed(0)
-    model = FasterRCNN((3, 32, 32), 3, box_detections_per_img=7, **SMALL).eval()
-    x, _ = _few_images(3)
-    with torch.no_grad():
-        out = model(x)
-    assert isinstance(out, list) and len(out) == 3
-    for det in out:
-        assert set(det) == {"boxes", "scores", "labels"}
-        k = len(det["scores"])
-        assert k <= 7 and det["boxes"].shape == (k, 4) and det["labels"].shape == (k,)
-        assert det["labels"].dtype == torch.int64 and ((det["labels"] >= 1) & (det["labels"] <= 3)).all()
-        assert (det["boxes"] >= 0).all() and (det["boxes"] <= 32).all()
-        assert (det["scores"][:-1] >= det["scores"][1:]).all() and ((det["scores"] >= 0) & (det["scores"] <= 1)).all()
+    model = FasterRCNN((3, 32, 32), 3, box_detections_per_img=7, **SMALL)
+    x, _ = few_images(3)
+    out = detect(model, x)
+    assert_detections(out, n_images=3, num_classes=3, image_size=32, max_dets=7)
 
 
 def test_a_batch_without_any_object_trains_and_evaluates():
     torch.manual_seed(0)
     model = FasterRCNN((3, 32, 32), 3, **SMALL)
-    x, _ = _few_images(2)
-    terms = model(x, [_empty(), _empty()])
+    x, _ = few_images(2)
+    terms = model(x, [no_objects(), no_objects()])
     assert all(torch.isfinite(v) for v in terms.values())
     assert float(terms["loss_rpn_box_reg"].detach()) == 0.0 and float(terms["loss_box_reg"].detach()) == 0.0
     sum(terms.values()).backward()  # still a graph: the classifier learns "background"
@@ -96,7 +65,7 @@ def test_proposals_all_degenerate_after_clipping():
     torch.manual_seed(0)
     model = FasterRCNN((3, 32, 32), 3, **SMALL)
     _push_proposals_outside(model)
-    x, t = _few_images(2)
+    x, t = few_images(2)
     model.eval()
     with torch.no_grad():
         features = model.features(x)
@@ -107,7 +76,7 @@ def test_proposals_all_degenerate_after_clipping():
     model.train()
     terms = model(x, t)  # the ground truth is appended to the (empty) proposals: still learns
     assert all(torch.isfinite(v) for v in terms.values()) and float(terms["loss_classifier"].detach()) > 0
-    terms = model(x, [_empty(), _empty()])  # no proposal and no object: zero, not NaN
+    terms = model(x, [no_objects(), no_objects()])  # no proposal and no object: zero, not NaN
     assert all(torch.isfinite(v) for v in terms.values())
     sum(terms.values()).backward()
 
@@ -117,7 +86,7 @@ def test_an_rpn_with_more_anchors_than_locations():
     torch.manual_seed(0)
     kw = dict(SMALL, anchor_sizes=(4, 8, 16, 32, 64))
     model = FasterRCNN((3, 32, 32), 3, **kw)
-    x, t = _few_images(2)
+    x, t = few_images(2)
     assert model.rpn.head.num_anchors == 15
     terms = model(x, t)
     assert all(torch.isfinite(v) for v in terms.values())
@@ -134,7 +103,7 @@ def test_no_gradient_reaches_the_rpn_through_the_proposals():
     reach the RPN head only through nothing at all (the RPN head is not on their path)."""
     torch.manual_seed(0)
     model = FasterRCNN((3, 32, 32), 3, **SMALL)
-    x, t = _few_images(2)
+    x, t = few_images(2)
     terms = model(x, t)
     (terms["loss_classifier"] + terms["loss_box_reg"]).backward()
     assert all(p.grad is None for p in model.rpn.head.parameters())
@@ -143,19 +112,8 @@ def test_no_gradient_reaches_the_rpn_through_the_proposals():
 
 def test_faster_rcnn_bad_input():
     model = FasterRCNN((3, 32, 32), 3, **SMALL)
-    x, t = _few_images(2)
-    with pytest.raises(ValueError, match="images must have shape"):
-        model(torch.rand(2, 3, 48, 48), t)
-    with pytest.raises(ValueError, match="targets are required"):
-        model(x)
-    with pytest.raises(ValueError, match="labels"):
-        model(x, [t[0], {"boxes": torch.zeros(1, 4), "labels": torch.tensor([0])}])
-    with pytest.raises(ValueError, match="x2 >= x1"):
-        model(x, [t[0], {"boxes": torch.tensor([[5.0, 5.0, 2.0, 9.0]]), "labels": torch.tensor([1])}])
-    outside = {"boxes": torch.tensor([[-6.0, 20.0, 12.0, 40.0]]), "labels": torch.tensor([1])}
-    assert all(torch.isfinite(v) for v in model(x, [t[0], outside]).values())  # outside the image: trains
-    with pytest.raises(ValueError, match="one dict per image"):
-        model(x, t[:1])
+    x, t = few_images(2)
+    assert_rejects(model, x, t, wrong_size=48, bad_label=0)
     with pytest.raises(ValueError, match="in_shape"):
         FasterRCNN((3, 30, 30), 3)
     with pytest.raises(ValueError, match="num_classes"):

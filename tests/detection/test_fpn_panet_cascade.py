@@ -28,18 +28,10 @@ from deepnotes.detection.two_stage import (
     train_alternating,
 )
 
+from ._helpers import assert_detections, assert_rejects, detect, few_images, no_objects, train_steps
+
 SMALL = dict(width=8, representation_size=32, rpn_batch_size_per_image=64, box_batch_size_per_image=32)
 PYRAMID = dict(SMALL, fpn_channels=8, anchor_sizes=(4, 8, 16, 32))
-
-
-def _few_images(n=4):
-    splits = shapes(seed=0, n_train=n, n_val=1, n_test=1, image_size=32, max_objects=2, min_size=8, max_size=16)
-    images, targets = zip(*(splits.train[i] for i in range(n)))
-    return torch.stack(images), [{k: t[k] for k in ("boxes", "labels")} for t in targets]
-
-
-def _empty():
-    return {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}
 
 
 # --- FPN -----------------------------------------------------------------------------------------
@@ -179,18 +171,9 @@ def test_detector_trains_and_its_loss_falls(name):
     assert MODELS.meta(name)["task"] == "detect" and "zoo" in MODELS.meta(name)
     torch.manual_seed(0)
     model = MODELS.create(name, (3, 32, 32), 3, **MODELS_KW[name])
-    x, t = _few_images()
-    t[1] = _empty()
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(25):
-        terms = model(x, t)
-        assert set(terms) == set(model.loss_names)
-        loss = sum(terms.values())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    x, t = few_images(4)
+    t[1] = no_objects()
+    losses, _ = train_steps(model, x, t, steps=25, lr=3e-3, loss_names=model.loss_names)
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < 0.5 * losses[0], losses
 
@@ -199,33 +182,19 @@ def test_detector_trains_and_its_loss_falls(name):
 def test_detector_output_format_and_empty_batches(name):
     torch.manual_seed(0)
     model = MODELS.create(name, (3, 32, 32), 3, box_detections_per_img=7, **MODELS_KW[name])
-    x, _ = _few_images(3)
-    terms = model(x, [_empty()] * 3)  # no object anywhere: finite losses
+    x, _ = few_images(3)
+    terms = model(x, [no_objects()] * 3)  # no object anywhere: finite losses
     assert all(torch.isfinite(v) for v in terms.values())
-    model.eval()
-    with torch.no_grad():
-        out = model(x)
-    assert isinstance(out, list) and len(out) == 3
-    for det in out:
-        assert set(det) == {"boxes", "scores", "labels"}
-        k = len(det["scores"])
-        assert k <= 7 and det["boxes"].shape == (k, 4) and det["labels"].shape == (k,)
-        assert det["labels"].dtype == torch.int64 and ((det["labels"] >= 1) & (det["labels"] <= 3)).all()
-        assert (det["boxes"] >= 0).all() and (det["boxes"] <= 32).all()
-        assert (det["scores"][:-1] >= det["scores"][1:]).all()
+    out = detect(model, x)
+    assert_detections(out, n_images=3, num_classes=3, image_size=32, max_dets=7)
 
 
 @pytest.mark.parametrize("cls", [FPNFasterRCNN, PANet, CascadeRCNN])
 def test_detector_bad_input(cls):
     kw = MODELS_KW[{FPNFasterRCNN: "fpn", PANet: "panet", CascadeRCNN: "cascade_rcnn"}[cls]]
     model = cls((3, 32, 32), 3, **kw)
-    x, t = _few_images(2)
-    with pytest.raises(ValueError, match="images must have shape"):
-        model(torch.rand(2, 3, 48, 48), t)
-    with pytest.raises(ValueError, match="targets are required"):
-        model(x)
-    with pytest.raises(ValueError, match="labels"):
-        model(x, [t[0], {"boxes": torch.zeros(1, 4), "labels": torch.tensor([4])}])
+    x, t = few_images(2)
+    assert_rejects(model, x, t, wrong_size=48, bad_label=4)
     with pytest.raises(ValueError, match="in_shape"):
         cls((3, 30, 30), 3)
 
@@ -239,7 +208,7 @@ def test_pyramid_models_need_one_anchor_size_per_level():
 
 # --- 4-step alternating training -----------------------------------------------------------------
 def test_alternating_training_shares_the_features_of_step_2():
-    x, t = _few_images(4)
+    x, t = few_images(4)
     batches = [(x[:2], t[:2]), (x[2:], t[2:])]
 
     def run(epochs):

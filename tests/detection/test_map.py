@@ -182,6 +182,11 @@ def test_measure_fps_counts_images_per_second():
     assert fps > 0
 
 
+def _zero_prediction(n=2, box_shape=(2, 4), n_labels=2, label_dtype=torch.int64):
+    """One image's prediction of ``n`` zero scores, zero boxes of ``box_shape`` and ``n_labels`` zero labels."""
+    return {"boxes": torch.zeros(box_shape), "scores": torch.zeros(n), "labels": torch.zeros(n_labels, dtype=label_dtype)}
+
+
 def test_bad_input():
     p, t = random_detections(0, n_images=3)
     with pytest.raises(ValueError, match="one entry per image"):
@@ -196,33 +201,12 @@ def test_bad_input():
             [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}], t[:1]
         )
     with pytest.raises(ValueError, match="must have shape \\(N, 4\\)"):
-        mean_average_precision(
-            [
-                {
-                    "boxes": torch.zeros(2, 5),
-                    "scores": torch.zeros(2),
-                    "labels": torch.zeros(2, dtype=torch.int64),
-                }
-            ],
-            t[:1],
-        )
+        mean_average_precision([_zero_prediction(box_shape=(2, 5))], t[:1])
     with pytest.raises(ValueError, match="labels'\\] must have one entry per box"):
-        mean_average_precision(
-            [
-                {
-                    "boxes": torch.zeros(2, 4),
-                    "scores": torch.zeros(2),
-                    "labels": torch.zeros(3, dtype=torch.int64),
-                }
-            ],
-            t[:1],
-        )
+        mean_average_precision([_zero_prediction(n_labels=3)], t[:1])
     with pytest.raises(ValueError, match="style must be one of"):
         mean_average_precision(p, t, style="voc2007")
     with pytest.raises(ValueError, match="iou_thresholds\\[0\\] must be <= 1"):
         mean_average_precision(p, t, iou_thresholds=[1.5])
     with pytest.raises(TypeError, match="labels.* must be an integer tensor"):
-        mean_average_precision(
-            [{"boxes": torch.zeros(1, 4), "scores": torch.zeros(1), "labels": torch.zeros(1)}],
-            t[:1],
-        )
+        mean_average_precision([_zero_prediction(1, (1, 4), 1, label_dtype=torch.float32)], t[:1])

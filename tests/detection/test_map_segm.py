@@ -1,18 +1,15 @@
 """Segmentation mAP (``iou_type="segm"``) against pycocotools' ``COCOeval(iouType="segm")``, and
 ``mask_iou`` against ``pycocotools.mask.iou`` (run-length codes of the same masks)."""
 
-import contextlib
-import io
-
 import numpy as np
 import pytest
 import torch
 from pycocotools import mask as mask_utils
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
 
 from deepnotes.detection import mask_iou, mean_average_precision
 from deepnotes.detection.map import COCO_KEYS
+
+from ._coco_ref import run_cocoeval
 
 
 def _rle(m: np.ndarray) -> dict:
@@ -106,22 +103,7 @@ def coco_segm_reference(preds, targets, iou_thresholds=None):
             cats.add(lab)
             # segmentation only: loadRes then sets the area to the mask's pixel count
             results.append({"image_id": i, "category_id": lab, "score": s, "segmentation": _rle(m)})
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO()
-        gt.dataset = {
-            "images": images,
-            "annotations": anns,
-            "categories": [{"id": c} for c in sorted(cats)],
-        }
-        gt.createIndex()
-        dt = gt.loadRes(results)
-        ev = COCOeval(gt, dt, "segm")
-        if iou_thresholds is not None:
-            ev.params.iouThrs = np.array(iou_thresholds)
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return ev.stats, ev
+    return run_cocoeval(images, anns, results, cats, "segm", iou_thresholds)
 
 
 def ours(preds, targets, **kw):

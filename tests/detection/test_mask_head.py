@@ -26,6 +26,8 @@ from deepnotes.detection.two_stage import (
     project_masks_on_boxes,
 )
 
+from ._helpers import assert_losses_and_gradients_close
+
 F64 = torch.float64
 
 
@@ -179,12 +181,19 @@ def _clip(b, size):
     return b[(b[:, 2] - b[:, 0] > 1) & (b[:, 3] - b[:, 1] > 1)]
 
 
+def _heads_and_proposals(seed, training, n):
+    """Both RoI heads (``_build(seed)``) in training or eval mode, the generator the proposals were
+    drawn from (seeded ``seed + 11`` in training, ``seed + 5`` in eval) and ``n`` clipped random
+    proposals per image."""
+    ours, theirs = _build(seed)
+    ours.train(training), theirs.train(training)
+    g = torch.Generator().manual_seed(seed + (11 if training else 5))
+    return ours, theirs, g, [_clip(_boxes(g, n, h, w, lo=8, hi=90), (h, w)) for h, w in SIZES]
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_mask_roi_heads_eval_equal_torchvision(seed):
-    ours, theirs = _build(seed)
-    ours.eval(), theirs.eval()
-    g = torch.Generator().manual_seed(seed + 5)
-    proposals = [_clip(_boxes(g, 30, h, w, lo=8, hi=90), (h, w)) for h, w in SIZES]
+    ours, theirs, _, proposals = _heads_and_proposals(seed, training=False, n=30)
     feats = _features(seed)
     with torch.no_grad():
         got, _ = ours(feats, proposals, SIZES)
@@ -198,10 +207,7 @@ def test_mask_roi_heads_eval_equal_torchvision(seed):
 
 @pytest.mark.parametrize("seed", range(3))
 def test_mask_roi_heads_training_losses_and_gradients_equal_torchvision(seed):
-    ours, theirs = _build(seed)
-    ours.train(), theirs.train()
-    g = torch.Generator().manual_seed(seed + 11)
-    proposals = [_clip(_boxes(g, 50, h, w, lo=8, hi=90), (h, w)) for h, w in SIZES]
+    ours, theirs, g, proposals = _heads_and_proposals(seed, training=True, n=50)
     boxes = _clip(_boxes(g, 8, 96, 128, lo=10, hi=60, outside=0), SIZES[0])[:4]
     assert len(boxes) == 4
     masks = torch.zeros(4, 96, 128, dtype=torch.uint8)
@@ -218,12 +224,7 @@ def test_mask_roi_heads_training_losses_and_gradients_equal_torchvision(seed):
     _, want = theirs(feats, proposals, SIZES, targets)
     assert set(got) == set(want) == {"loss_classifier", "loss_box_reg", "loss_mask"}
     assert want["loss_mask"].item() > 0
-    for k in want:
-        torch.testing.assert_close(got[k], want[k], rtol=1e-10, atol=1e-13)
-    sum(got.values()).backward()
-    sum(want.values()).backward()
-    for (name, p), q in zip(ours.named_parameters(), theirs.parameters()):
-        torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-12, msg=name)
+    assert_losses_and_gradients_close(ours, theirs, got, want, loss_tol=(1e-10, 1e-13), grad_tol=(1e-9, 1e-12))
 
 
 def test_mask_roi_heads_training_needs_masks():

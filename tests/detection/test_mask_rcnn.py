@@ -2,6 +2,8 @@
 loss, output format, images without objects, boxes outside the image, the MaskIoU head's targets
 (against a slow loop over torchvision's paste), loss and re-scoring, and bad input."""
 
+import math
+
 import pytest
 import torch
 from torchvision.models.detection.roi_heads import paste_masks_in_image as tv_paste
@@ -17,13 +19,13 @@ from deepnotes.detection.two_stage import (
     rescore,
 )
 
+from ._helpers import few_images, train_steps
+
 SMALL = dict(width=8, representation_size=32, rpn_batch_size_per_image=64, box_batch_size_per_image=32)
 
 
-def _data(n=8, seed=0):
-    sp = shapes(seed=seed, n_train=n, n_val=1, n_test=1, image_size=64, max_objects=3, min_size=8, max_size=32)
-    items = [sp.train[i] for i in range(n)]
-    return torch.stack([x for x, _ in items]), [{k: t[k] for k in ("boxes", "labels", "masks")} for _, t in items]
+def _data(n=8):
+    return few_images(n, 64, max_objects=3, max_size=32, masks=True)
 
 
 def _model(cls=MaskRCNN, seed=0, **kw):
@@ -42,18 +44,8 @@ def test_registered_with_zoo_settings():
 def test_training_steps_lower_the_mask_loss(cls):
     x, t = _data()
     model = _model(cls)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    model.train()
-    history = []
-    for _ in range(30):
-        terms = model(x, t)
-        assert set(terms) == set(model.loss_names)
-        assert all(torch.isfinite(v) for v in terms.values())
-        loss = sum(terms.values())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        history.append({k: float(v.detach()) for k, v in terms.items()})
+    _, history = train_steps(model, x, t, steps=30, lr=3e-3, loss_names=model.loss_names)
+    assert all(math.isfinite(v) for h in history for v in h.values())
     first = sum(h["loss_mask"] for h in history[:3]) / 3
     last = sum(h["loss_mask"] for h in history[-3:]) / 3
     assert last < 0.8 * first, (first, last)

@@ -5,9 +5,9 @@ output format and bad input."""
 import pytest
 import torch
 
-from deepnotes.data import shapes
 from deepnotes.detection.models import OverFeat, merge_boxes, overfeat_targets
-from deepnotes.train.tasks import get_task
+
+from ._helpers import assert_detections, detect, few_images, no_objects, train_steps
 
 
 def test_fully_convolutional_output_is_a_sliding_window():
@@ -67,33 +67,18 @@ def test_merge_boxes_by_hand():
 
 def test_overfeat_trains_a_few_steps_and_its_loss_falls():
     torch.manual_seed(0)
-    splits = shapes(n_train=8, n_val=2, n_test=2, image_size=64, max_size=32)
-    images, targets = get_task("detect").collate([splits.train[i] for i in range(8)])
+    images, targets = few_images(8, 64, max_objects=6, max_size=32, masks=True)
     model = OverFeat((3, 64, 64), 3, width=8, window=32.0)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(15):
-        terms = model(images, targets)
-        loss = sum(terms.values())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-    assert set(terms) == {"loss_cls", "loss_box"}
+    losses, history = train_steps(model, images, targets, steps=15, lr=3e-3)
+    assert set(history[-1]) == {"loss_cls", "loss_box"}
     assert losses[-1] < 0.5 * losses[0]
-    model.eval()
-    with torch.no_grad():
-        out = model(images[:3])
-    assert len(out) == 3 and set(out[0]) == {"boxes", "scores", "labels"}
-    for o in out:
-        assert o["boxes"].shape[1] == 4 and len(o["scores"]) <= 100
-        assert bool((o["boxes"] >= 0).all() and (o["boxes"] <= 64).all())
+    out = detect(model, images[:3])
+    assert_detections(out, n_images=3, num_classes=3, image_size=64, max_dets=100)
 
 
 def test_overfeat_trains_on_images_without_objects():
     model = OverFeat((3, 64, 64), 3, width=8)
-    empty = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}
-    terms = model(torch.rand(2, 3, 64, 64), [empty, empty])
+    terms = model(torch.rand(2, 3, 64, 64), [no_objects(), no_objects()])
     sum(terms.values()).backward()
     assert float(terms["loss_box"].detach()) == 0 and float(terms["loss_cls"].detach()) > 0
 

@@ -23,19 +23,14 @@ from deepnotes.detection.two_stage import (
     svm_targets,
 )
 from deepnotes.detection.two_stage.rcnn import enlarge_for_context
-from deepnotes.train.tasks import get_task
+
+from ._helpers import few_images, no_objects, train_steps
 
 TINY = dict(n_train=12, n_val=4, n_test=4, image_size=32, max_objects=2, min_size=8, max_size=16)
 
 
-def _batch(n=4, size=32, seed=0):
-    data = shapes(seed=seed, n_train=n, n_val=1, n_test=1, image_size=size, max_objects=2, min_size=8,
-                  max_size=16).train
-    return get_task("detect").collate([data[i] for i in range(n)])
-
-
-def _empty():
-    return {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}
+def _batch(n=4):
+    return few_images(n, masks=True)
 
 
 # --- the SVM pieces, by hand ----------------------------------------------------------------------
@@ -121,17 +116,10 @@ def test_proposal_cache_is_bounded_and_reused():
 # --- the models ------------------------------------------------------------------------------------
 
 def _steps(model, images, targets, n, lr=3e-3):
+    """Each of ``n`` Adam steps' loss terms (of the parameters that require gradients), the global
+    seed reset first."""
     torch.manual_seed(0)
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
-    history = []
-    for _ in range(n):
-        model.train()
-        terms = model(images, targets)
-        opt.zero_grad()
-        sum(terms.values()).backward()
-        opt.step()
-        history.append({k: float(v.detach()) for k, v in terms.items()})
-    return history
+    return train_steps(model, images, targets, steps=n, lr=lr)[1]
 
 
 @pytest.mark.parametrize("make", [
@@ -183,7 +171,7 @@ def test_the_stage_counter_is_saved_in_the_state_dict():
 
 def test_images_without_objects_train_in_both_stages_without_nan():
     images, targets = _batch(2)
-    targets = [_empty(), targets[1]]
+    targets = [no_objects(), targets[1]]
     for stage_steps in (100, 0):
         model = RCNN((3, 32, 32), 3, crop_size=16, width=8, finetune_steps=stage_steps, max_proposals=10)
         terms = model(images, targets)

@@ -11,10 +11,10 @@ from torch import nn
 from torchvision.models.detection import _utils as tv_utils
 from torchvision.models.detection.retinanet import RetinaNetHead
 
-from deepnotes.data import shapes
 from deepnotes.detection import BoxCoder, Matcher, box_iou
 from deepnotes.detection.models import RetinaNet, prior_bias, retinanet_loss, retinanet_match
-from deepnotes.train.tasks import get_task
+
+from ._helpers import assert_detections, detect, few_images, no_objects, train_steps
 
 
 def _boxes(g, k, scale=40.0):
@@ -66,9 +66,10 @@ def _case(seed, n=3, a=50, c=3):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_loss_equals_torchvision_retinanet_head(seed):
+    from ._helpers import assert_loss_terms_close
+
     cls, box, anchors, targets = _case(seed)
     ours = retinanet_loss(cls, box, anchors, targets, BoxCoder((1.0, 1.0, 1.0, 1.0)), beta=1.0)
-    g_ours = torch.autograd.grad(sum(ours.values()), (cls, box))
     head = RetinaNetHead(8, 9, 3)
     head.regression_head._loss_type = "smooth_l1"  # the paper's box loss (torchvision defaults to L1)
     matcher = tv_utils.Matcher(0.5, 0.4, allow_low_quality_matches=True)
@@ -76,11 +77,8 @@ def test_loss_equals_torchvision_retinanet_head(seed):
                for t in targets]
     tv_targets = [{"boxes": t["boxes"], "labels": t["labels"] - 1} for t in targets]  # torchvision: column = label
     ref = head.compute_loss(tv_targets, {"cls_logits": cls, "bbox_regression": box}, [anchors] * 3, matched)
-    g_ref = torch.autograd.grad(ref["classification"] + ref["bbox_regression"], (cls, box))
-    torch.testing.assert_close(ours["loss_cls"], ref["classification"], rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(ours["loss_box"], ref["bbox_regression"], rtol=1e-12, atol=1e-12)
-    for a, b in zip(g_ours, g_ref):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    names = {"loss_cls": "classification", "loss_box": "bbox_regression"}
+    assert_loss_terms_close(ours, ref, names, (cls, box), loss_tol=(1e-12, 1e-12), grad_tol=(1e-10, 1e-12))
 
 
 def test_prior_bias_and_the_initial_focal_loss_by_hand():
@@ -95,7 +93,7 @@ def test_prior_bias_and_the_initial_focal_loss_by_hand():
     # (1 − α) p^γ (−log(1 − p)) with p = 0.01, and the sum is divided by max(1, 0 foreground)
     a, c = 30, 3
     logits = torch.full((1, a, c), prior_bias(0.01), dtype=torch.float64)
-    empty = [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}]
+    empty = [no_objects()]
     terms = retinanet_loss(logits, torch.zeros(1, a, 4, dtype=torch.float64), _boxes(torch.Generator(), a),
                            empty, BoxCoder((1.0, 1.0, 1.0, 1.0)))
     by_hand = a * c * 0.75 * 0.01**2 * -math.log(0.99)
@@ -109,27 +107,14 @@ def test_prior_bias_and_the_initial_focal_loss_by_hand():
 
 def test_retinanet_trains_a_few_steps_and_its_loss_falls():
     torch.manual_seed(0)
-    splits = shapes(n_train=8, n_val=2, n_test=2, image_size=64, max_size=32)
-    images, targets = get_task("detect").collate([splits.train[i] for i in range(8)])
+    images, targets = few_images(8, 64, max_objects=6, max_size=32, masks=True)
     model = RetinaNet((3, 64, 64), 3, width=8)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(15):
-        terms = model(images, targets)
-        loss = sum(terms.values())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-    assert set(terms) == {"loss_cls", "loss_box"}
+    losses, history = train_steps(model, images, targets, steps=15, lr=1e-3)
+    assert set(history[-1]) == {"loss_cls", "loss_box"}
     assert min(losses[-3:]) < 0.7 * losses[0]
-    model.eval()
-    with torch.no_grad():
-        out = model(images[:3])
-    assert len(out) == 3 and set(out[0]) == {"boxes", "scores", "labels"}
-    for o in out:
-        assert o["boxes"].shape[1] == 4 and len(o["scores"]) <= 100 and bool((o["scores"] > 0.05).all())
-        assert bool((o["boxes"] >= 0).all() and (o["boxes"] <= 64).all())
+    out = detect(model, images[:3])
+    assert_detections(out, n_images=3, num_classes=3, image_size=64, max_dets=100)
+    assert all(bool((o["scores"] > 0.05).all()) for o in out)
 
 
 def test_retinanet_bad_input():

@@ -12,7 +12,6 @@ from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.ssd import SSD as TvSSD
 
-from deepnotes.data import shapes
 from deepnotes.detection import BoxCoder, box_iou
 from deepnotes.detection.models import (
     SSD,
@@ -21,7 +20,8 @@ from deepnotes.detection.models import (
     ssd_loss,
     ssd_match,
 )
-from deepnotes.train.tasks import get_task
+
+from ._helpers import assert_detections, detect, few_images, no_objects, train_steps
 
 
 @pytest.mark.parametrize("ratios", [[[2], [2, 3]], [[2, 3], [2], [3]]])
@@ -96,23 +96,21 @@ def _random_case(seed, n=3, a=40, c=4):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_ssd_loss_equals_torchvision_compute_loss_forward_and_backward(seed):
+    from ._helpers import assert_loss_terms_close
+
     cls, box, anchors, targets = _random_case(seed)
     ours = ssd_loss(cls, box, anchors, targets, BoxCoder((10.0, 10.0, 5.0, 5.0)))
-    g_ours = torch.autograd.grad(sum(ours.values()), (cls, box))
     ref_model = TvSSD(nn.Identity(), DefaultBoxGenerator([[2]]), (64, 64), 5, head=nn.Identity())
     matched = [tv_utils.SSDMatcher(0.5)(box_iou(t["boxes"], anchors)) if len(t["boxes"])
                else torch.full((len(anchors),), -1, dtype=torch.int64) for t in targets]
     ref = ref_model.compute_loss(targets, {"cls_logits": cls, "bbox_regression": box}, [anchors] * len(targets), matched)
-    g_ref = torch.autograd.grad(ref["bbox_regression"] + ref["classification"], (cls, box))
-    torch.testing.assert_close(ours["loss_box"], ref["bbox_regression"], rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(ours["loss_cls"], ref["classification"], rtol=1e-12, atol=1e-12)
-    for a, b in zip(g_ours, g_ref):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    names = {"loss_box": "bbox_regression", "loss_cls": "classification"}
+    assert_loss_terms_close(ours, ref, names, (cls, box), loss_tol=(1e-12, 1e-12), grad_tol=(1e-10, 1e-12))
 
 
 def test_ssd_loss_of_a_batch_without_objects_is_zero():
     cls, box, anchors, _ = _random_case(0)
-    empty = [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}] * 3
+    empty = [no_objects()] * 3
     terms = ssd_loss(cls, box, anchors, empty, BoxCoder((10.0, 10.0, 5.0, 5.0)))
     assert float(terms["loss_box"].detach()) == 0 and float(terms["loss_cls"].detach()) == 0
     sum(terms.values()).backward()
@@ -120,27 +118,13 @@ def test_ssd_loss_of_a_batch_without_objects_is_zero():
 
 def test_ssd_trains_a_few_steps_and_its_loss_falls():
     torch.manual_seed(0)
-    splits = shapes(n_train=8, n_val=2, n_test=2, image_size=64, max_size=32)
-    images, targets = get_task("detect").collate([splits.train[i] for i in range(8)])
+    images, targets = few_images(8, 64, max_objects=6, max_size=32, masks=True)
     model = SSD((3, 64, 64), 3, width=8)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(15):
-        terms = model(images, targets)
-        loss = sum(terms.values())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-    assert set(terms) == {"loss_cls", "loss_box"}
+    losses, history = train_steps(model, images, targets, steps=15, lr=3e-3)
+    assert set(history[-1]) == {"loss_cls", "loss_box"}
     assert losses[-1] < 0.5 * losses[0]
-    model.eval()
-    with torch.no_grad():
-        out = model(images[:3])
-    assert len(out) == 3 and set(out[0]) == {"boxes", "scores", "labels"}
-    assert out[0]["boxes"].shape[1] == 4 and len(out[0]["scores"]) <= 100
-    assert out[0]["labels"].min() >= 1 and out[0]["labels"].max() <= 3
-    assert bool((out[0]["boxes"] >= 0).all() and (out[0]["boxes"] <= 64).all())
+    out = detect(model, images[:3])
+    assert_detections(out, n_images=3, num_classes=3, image_size=64, max_dets=100)
 
 
 def test_ssd_bad_input():
@@ -157,4 +141,4 @@ def test_ssd_bad_input():
     with pytest.raises(ValueError, match="targets are required"):
         model(torch.rand(1, 3, 64, 64))
     with pytest.raises(ValueError, match="labels"):
-        model(torch.rand(2, 3, 64, 64), [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}, {"boxes": torch.tensor([[0.0, 0, 9, 9]]), "labels": torch.tensor([4])}])
+        model(torch.rand(2, 3, 64, 64), [no_objects(), {"boxes": torch.tensor([[0.0, 0, 9, 9]]), "labels": torch.tensor([4])}])

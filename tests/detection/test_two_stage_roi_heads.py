@@ -19,6 +19,8 @@ from deepnotes.detection.two_stage import (
     TwoMLPHead,
 )
 
+from ._helpers import assert_losses_and_gradients_close
+
 C, NUM_CLASSES, REP = 4, 4, 24
 NAMES = ["0", "1", "2", "3"]
 BATCH = (256, 320)
@@ -136,12 +138,7 @@ def test_training_losses_equal_torchvision(seed):
     _, want = theirs(feats, proposals, SIZES, targets)
     assert set(got) == set(want) == {"loss_classifier", "loss_box_reg"}
     assert want["loss_box_reg"].item() > 0
-    for k in want:
-        torch.testing.assert_close(got[k], want[k], rtol=1e-10, atol=1e-13)
-    sum(got.values()).backward()
-    sum(want.values()).backward()
-    for (name, p), q in zip(ours.named_parameters(), theirs.parameters()):
-        torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-12, msg=name)
+    assert_losses_and_gradients_close(ours, theirs, got, want, loss_tol=(1e-10, 1e-13), grad_tol=(1e-9, 1e-12))
 
 
 def test_image_without_objects_and_no_proposals_trains_without_nan():

@@ -18,34 +18,20 @@ RATIOS = ((0.5, 1.0, 2.0),) * 3
 C = 6
 
 
+def settings(pre_nms_top_n, post_nms_top_n, score_thresh=0.0):
+    """The RPN's arguments after the anchor generator and the head, in torchvision's order: IoU 0.7
+    foreground / 0.3 background, 64 sampled anchors per image with 0.5 positives, the top-n dicts,
+    NMS at 0.7 and the score threshold."""
+    return 0.7, 0.3, 64, 0.5, pre_nms_top_n, post_nms_top_n, 0.7, score_thresh
+
+
 def build(seed=0, score_thresh=0.0, pre=(300, 150), post=(200, 60), weight_std=0.2):
     torch.manual_seed(seed)
-    ours = RegionProposalNetwork(
-        AnchorGenerator(SIZES, RATIOS),
-        RPNHead(C, 3),
-        0.7,
-        0.3,
-        64,
-        0.5,
-        {"training": pre[0], "testing": pre[1]},
-        {"training": post[0], "testing": post[1]},
-        0.7,
-        score_thresh,
-    ).double()
+    args = settings({"training": pre[0], "testing": pre[1]}, {"training": post[0], "testing": post[1]}, score_thresh)
+    ours = RegionProposalNetwork(AnchorGenerator(SIZES, RATIOS), RPNHead(C, 3), *args).double()
     for p in ours.parameters():  # larger than the 0.01 init so the deltas move the boxes
         torch.nn.init.normal_(p, std=weight_std)
-    theirs = TVRPN(
-        TVAnchorGenerator(SIZES, RATIOS),
-        TVRPNHead(C, 3),
-        0.7,
-        0.3,
-        64,
-        0.5,
-        {"training": pre[0], "testing": pre[1]},
-        {"training": post[0], "testing": post[1]},
-        0.7,
-        score_thresh,
-    ).double()
+    theirs = TVRPN(TVAnchorGenerator(SIZES, RATIOS), TVRPNHead(C, 3), *args).double()
     sd = ours.head.state_dict()
     theirs.head.load_state_dict(
         {
@@ -206,18 +192,9 @@ def test_wrong_number_of_feature_levels():
 
 
 def test_head_and_anchor_generator_disagree_on_anchors_per_location():
+    top_n = {"training": 10, "testing": 10}
     with pytest.raises(ValueError, match="anchors per location"):
-        RegionProposalNetwork(
-            AnchorGenerator(SIZES, RATIOS),
-            RPNHead(C, 5),
-            0.7,
-            0.3,
-            64,
-            0.5,
-            {"training": 10, "testing": 10},
-            {"training": 10, "testing": 10},
-            0.7,
-        )
+        RegionProposalNetwork(AnchorGenerator(SIZES, RATIOS), RPNHead(C, 5), *settings(top_n, top_n))
 
 
 def test_more_anchor_locations_than_image_pixels():
@@ -284,17 +261,8 @@ def test_target_count_and_missing_boxes():
 
 def test_top_n_dict_keys():
     with pytest.raises(ValueError, match="'training' and 'testing'"):
-        RegionProposalNetwork(
-            AnchorGenerator(SIZES, RATIOS),
-            RPNHead(C, 3),
-            0.7,
-            0.3,
-            64,
-            0.5,
-            {"train": 10, "testing": 10},
-            {"training": 10, "testing": 10},
-            0.7,
-        )
+        RegionProposalNetwork(AnchorGenerator(SIZES, RATIOS), RPNHead(C, 3),
+                              *settings({"train": 10, "testing": 10}, {"training": 10, "testing": 10}))
 
 
 def test_rpn_head_rejects_non_4d_features():

@@ -19,11 +19,11 @@ from deepnotes.detection.models import (
     reorg,
 )
 
+from ._helpers import assert_detections, detect, few_images, no_objects, train_steps
 
-def _few_images(n=4, size=64):
-    splits = shapes(seed=0, n_train=n, n_val=1, n_test=1, image_size=size, max_objects=3, min_size=8, max_size=24)
-    images, targets = zip(*(splits.train[i] for i in range(n)))
-    return torch.stack(images), [{k: t[k] for k in ("boxes", "labels")} for t in targets]
+
+def _few_images(n=4):
+    return few_images(n, 64, max_objects=3, max_size=24)
 
 
 def test_reorg_equals_pixel_unshuffle():
@@ -74,31 +74,17 @@ def test_yolov2_trains_and_its_loss_falls():
     torch.manual_seed(0)
     model = MODELS.create("yolov2", (3, 64, 64), 3, width=4)
     x, t = _few_images(4)
-    t[1] = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(25):
-        terms = model(x, t)
-        assert set(terms) == {"loss_xy", "loss_wh", "loss_obj", "loss_class"}
-        loss = sum(terms.values())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    t[1] = no_objects()
+    losses, _ = train_steps(model, x, t, steps=25, lr=3e-3, loss_names={"loss_xy", "loss_wh", "loss_obj", "loss_class"})
     assert all(math.isfinite(v) for v in losses) and losses[-1] < 0.5 * losses[0], losses
 
 
 def test_yolov2_output_format():
     torch.manual_seed(0)
-    model = YOLOv2((3, 64, 64), 3, width=4, detections_per_img=5, score_thresh=0.0).eval()
+    model = YOLOv2((3, 64, 64), 3, width=4, detections_per_img=5, score_thresh=0.0)
     x, _ = _few_images(3)
-    with torch.no_grad():
-        out = model(x)
-    for det in out:
-        k = len(det["scores"])
-        assert set(det) == {"boxes", "scores", "labels"} and 0 < k <= 5 and det["boxes"].shape == (k, 4)
-        assert ((det["labels"] >= 1) & (det["labels"] <= 3)).all() and (det["boxes"] <= 64).all()
-        assert (det["scores"][:-1] >= det["scores"][1:]).all() and (det["scores"] <= 1).all()
+    out = detect(model, x)
+    assert_detections(out, n_images=3, num_classes=3, image_size=64, max_dets=5, min_dets=1)
 
 
 def test_yolov2_bad_input():

@@ -9,7 +9,6 @@ import torch
 import torchvision
 
 from deepnotes.core.registry import MODELS
-from deepnotes.data import shapes
 from deepnotes.detection.models import (
     SPP,
     YOLOv3,
@@ -23,17 +22,13 @@ from deepnotes.detection.models import (
 )
 from deepnotes.detection.models.yolo_loss import decode
 
+from ._helpers import assert_detections, assert_rejects, detect, few_images, no_objects, train_steps
+
 LOG2 = math.log(2)
 
 
-def _empty():
-    return {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}
-
-
-def _few_images(n=4, size=64):
-    splits = shapes(seed=0, n_train=n, n_val=1, n_test=1, image_size=size, max_objects=3, min_size=8, max_size=24)
-    images, targets = zip(*(splits.train[i] for i in range(n)))
-    return torch.stack(images), [{k: t[k] for k in ("boxes", "labels")} for t in targets]
+def _few_images(n=4):
+    return few_images(n, 64, max_objects=3, max_size=24)
 
 
 def test_yolo_assign_picks_the_best_shaped_anchor_over_all_levels():
@@ -173,9 +168,7 @@ def test_every_switch_builds_trains_and_detects(kw):
     assert set(terms) == set(model.loss_names) and all(torch.isfinite(v) for v in terms.values())
     sum(terms.values()).backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
-    model.eval()
-    with torch.no_grad():
-        out = model(x)
+    out = detect(model, x)
     assert len(out) == 4 and all(set(d) == {"boxes", "scores", "labels"} for d in out)
 
 
@@ -184,30 +177,17 @@ def test_yolov3_trains_and_its_loss_falls():
     model = MODELS.create("yolov3", (3, 64, 64), 3, width=4)
     assert MODELS.meta("yolov3")["task"] == "detect" and "zoo" in MODELS.meta("yolov3")
     x, t = _few_images(4)
-    t[1] = _empty()
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(25):
-        loss = sum(model(x, t).values())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    t[1] = no_objects()
+    losses, _ = train_steps(model, x, t, steps=25, lr=3e-3, loss_names=model.loss_names)
     assert all(math.isfinite(v) for v in losses) and losses[-1] < 0.5 * losses[0], losses
 
 
 def test_yolov3_output_format_and_diou_nms_keeps_other_classes():
     torch.manual_seed(0)
-    model = YOLOv3((3, 64, 64), 3, width=4, detections_per_img=7, score_thresh=0.0).eval()
+    model = YOLOv3((3, 64, 64), 3, width=4, detections_per_img=7, score_thresh=0.0)
     x, _ = _few_images(3)
-    with torch.no_grad():
-        out = model(x)
-    for det in out:
-        k = len(det["scores"])
-        assert 0 < k <= 7 and det["boxes"].shape == (k, 4) and det["labels"].dtype == torch.int64
-        assert ((det["labels"] >= 1) & (det["labels"] <= 3)).all()
-        assert (det["boxes"] >= 0).all() and (det["boxes"] <= 64).all()
-        assert (det["scores"][:-1] >= det["scores"][1:]).all()
+    out = detect(model, x)
+    assert_detections(out, n_images=3, num_classes=3, image_size=64, max_dets=7, min_dets=1)
     # identical raw outputs for all three classes: per-class (DIoU-)NMS keeps one box per class
     for nms in ("nms", "diou"):
         m = YOLOv3((3, 64, 64), 3, width=4, nms=nms, score_thresh=0.0).eval()
@@ -222,16 +202,7 @@ def test_yolov3_output_format_and_diou_nms_keeps_other_classes():
 def test_yolov3_bad_input():
     model = YOLOv3((3, 64, 64), 3, width=4)
     x, t = _few_images(2)
-    with pytest.raises(ValueError, match="images must have shape"):
-        model(torch.rand(2, 3, 96, 96), t)
-    with pytest.raises(ValueError, match="targets are required"):
-        model(x)
-    with pytest.raises(ValueError, match="labels"):
-        model(x, [t[0], {"boxes": torch.zeros(1, 4), "labels": torch.tensor([4])}])
-    with pytest.raises(ValueError, match="x2 >= x1"):
-        model(x, [t[0], {"boxes": torch.tensor([[5.0, 5.0, 2.0, 9.0]]), "labels": torch.tensor([1])}])
-    outside = {"boxes": torch.tensor([[-6.0, 20.0, 12.0, 80.0]]), "labels": torch.tensor([1])}
-    assert all(torch.isfinite(v) for v in model(x, [t[0], outside]).values())
+    assert_rejects(model, x, t, wrong_size=96, bad_label=4, outside=(-6.0, 20.0, 12.0, 80.0))
     with pytest.raises(ValueError, match="in_shape"):
         YOLOv3((3, 48, 48), 3)
     with pytest.raises(ValueError, match="anchors"):

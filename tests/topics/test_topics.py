@@ -72,8 +72,9 @@ def test_status_rules():
 
 
 def test_items_without_their_demonstration_say_so():
-    for tid in ("11.3", "16.3"):
-        assert topic(tid).status == "partly done" and topic(tid).todo
+    assert topic("11.3").status == "partly done" and topic("11.3").todo  # no loader-throughput measurement yet
+    # 16.3's comparison is claim 16f: done items carry no todo
+    assert topic("16.3").status != "partly done" and not topic("16.3").todo
 
 
 def test_topics_command_names_chapters_shows_where_and_keeps_titles(capsys):

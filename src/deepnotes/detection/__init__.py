@@ -31,6 +31,12 @@ from deepnotes.detection.losses import (
 from deepnotes.detection.map import mean_average_precision, measure_fps
 from deepnotes.detection.mask_iou import mask_iou
 from deepnotes.detection.matcher import BalancedPositiveNegativeSampler, Matcher
+from deepnotes.detection.multiscale import (
+    box_voting,
+    merge_detections,
+    multi_scale_detect,
+    tile_starts,
+)
 from deepnotes.detection.nms import batched_nms, diou_nms, nms
 from deepnotes.detection.proposals import sliding_window_boxes
 from deepnotes.detection.roi_align import PSRoIAlign, RoIAlign, ps_roi_align, roi_align
@@ -63,6 +69,7 @@ __all__ = [
     "box_convert",
     "box_iou",
     "box_iou_paired",
+    "box_voting",
     "clip_boxes_to_image",
     "complete_box_iou",
     "complete_box_iou_loss",
@@ -80,6 +87,8 @@ __all__ = [
     "mask_iou",
     "mean_average_precision",
     "measure_fps",
+    "merge_detections",
+    "multi_scale_detect",
     "nms",
     "ps_roi_align",
     "remove_small_boxes",
@@ -92,6 +101,7 @@ __all__ = [
     "sigmoid_focal_loss",
     "smooth_l1_box_loss",
     "soft_nms",
+    "tile_starts",
     "wh_iou",
     "yolo_decode",
     "yolo_encode",

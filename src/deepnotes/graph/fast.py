@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 import torch.nn.functional as F
@@ -60,13 +61,22 @@ class CSR:
     def lengths(self) -> Tensor:
         return self.crow[1:] - self.crow[:-1]
 
+    @cached_property
+    def _indices(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``crow, col`` and the transpose's ``crow, col``, as int32 when they fit: the sparse
+        product's kernel takes 32-bit indices, and int64 ones are converted on every call."""
+        small = max(self.num_nodes, self.col.numel()) < 2**31 - 1
+        dtype = torch.int32 if small else torch.int64
+        return (self.crow.to(dtype), self.col.to(dtype), self.crow_t.to(dtype), self.row[self.perm_t].to(dtype))
+
     def matrix(self, values: Tensor, transpose: bool = False) -> Tensor:
+        crow, col, crow_t, col_t = self._indices
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
             if transpose:
-                return torch.sparse_csr_tensor(self.crow_t, self.row[self.perm_t], values[self.perm_t],
-                                               (self.num_nodes, self.num_nodes), check_invariants=False)
-            return torch.sparse_csr_tensor(self.crow, self.col, values, (self.num_nodes, self.num_nodes),
+                return torch.sparse_csr_tensor(crow_t, col_t, values[self.perm_t], (self.num_nodes, self.num_nodes),
+                                               check_invariants=False)
+            return torch.sparse_csr_tensor(crow, col, values, (self.num_nodes, self.num_nodes),
                                            check_invariants=False)
 
 
