@@ -19,6 +19,7 @@ from deepnotes.detection.models.centernet import (
     gaussian_radius,
 )
 from deepnotes.detection.models.cornernet import CornerNet, corner_pool, pull_push_loss
+from deepnotes.detection.models.extremenet import ExtremeNet, extreme_points, group_extreme_points
 from deepnotes.detection.models.fcos import FCOS, centerness_target, fcos_locations, fcos_targets
 from deepnotes.detection.models.overfeat import OverFeat, merge_boxes, overfeat_targets
 from deepnotes.detection.models.retinanet import (
@@ -55,6 +56,9 @@ __all__ = [
     "CornerNet",
     "corner_pool",
     "pull_push_loss",
+    "ExtremeNet",
+    "extreme_points",
+    "group_extreme_points",
     "FCOS",
     "ConvBNAct",
     "ResidualBlock",
