@@ -87,6 +87,14 @@ def test_grouping_gives_the_hand_computed_box_and_score():
     centre[0, 1, 4, 4] = 0.05  # below center_thresh = 0.1
     assert len(group_extreme_points(extreme, centre, offsets, top_k=4)[1]) == 0
     centre[0, 1, 4, 4] = 0.5
+    extreme[0, 2, 1, 6, 4] = 0.09  # the bottom point below peak_thresh = 0.1
+    assert len(group_extreme_points(extreme, centre, offsets, top_k=4)[1]) == 0
+    extreme[0, 2, 1, 6, 4] = 0.7
+    extreme[0, 2, 1, 6, 5] = 0.8  # a brighter neighbour: (4, 6) is no 3 × 3 peak, (5, 6) replaces it
+    boxes, scores, _, _ = group_extreme_points(extreme, centre, offsets, stride=4, top_k=4)
+    torch.testing.assert_close(scores, torch.tensor([(0.9 + 0.8 + 0.8 + 0.6 + 0.5) / 5], dtype=torch.float64))
+    extreme[0, 2, 1, 6, 5] = 0.0
+    centre[0, 1, 4, 4] = 0.5
     centre[0, 0, 4, 4] = 0.0
     extreme[0, 3, 1] = 0.0  # no right point of class 2 ...
     extreme[0, 3, 0, 4, 6] = 0.6  # ... but one of class 1: classes do not mix
@@ -219,6 +227,8 @@ def test_extremenet_bad_input():
         ExtremeNet((3, 32, 32), 3, top_k=0)
     with pytest.raises(ValueError, match=r"targets\[1\]\['masks'\] must have shape"):
         model(x, [t[0], {**t[1], "masks": torch.zeros(len(t[1]["boxes"]), 16, 16)}])
+    with pytest.raises(ValueError, match="center_thresh"):
+        group_extreme_points(*_heatmaps(), center_thresh=1.5)
     with pytest.raises(ValueError, match="must agree"):
         group_extreme_points(torch.zeros(1, 4, 2, 8, 8), torch.zeros(1, 2, 8, 4), torch.zeros(1, 4, 2, 8, 8))
     with pytest.raises(ValueError, match="one mask per box"):

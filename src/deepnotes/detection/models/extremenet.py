@@ -131,10 +131,11 @@ def _peaks(heat: torch.Tensor, offsets: torch.Tensor, top_k: int, peak_thresh: f
     """The ``top_k`` 3 × 3 peaks of each of the four extreme heatmaps of each class.
 
     ``heat (N, 4, C, H, W)`` probabilities, ``offsets (N, 4, 2, H, W)`` → scores, cell x, cell y,
-    refined x, refined y (output units), each ``(N, 4, C, K)``; peaks below ``peak_thresh`` score −1."""
+    refined x, refined y (output units), each ``(N, 4, C, K)``; a peak below ``peak_thresh`` (or a
+    place filled in where a map has fewer than ``K`` peaks) scores −1."""
     n, e, c, oh, ow = heat.shape
     flat = heat.reshape(n, e * c, oh, ow)
-    peaks = flat * (F.max_pool2d(flat, 3, stride=1, padding=1) == flat)
+    peaks = torch.where(F.max_pool2d(flat, 3, stride=1, padding=1) == flat, flat, torch.full_like(flat, -1.0))
     k = min(top_k, oh * ow)
     scores, cell = peaks.reshape(n, e, c, oh * ow).topk(k, dim=-1)
     scores = torch.where(scores >= peak_thresh, scores, torch.full_like(scores, -1.0))
@@ -172,6 +173,8 @@ def group_extreme_points(extreme_heat: torch.Tensor, center_heat: torch.Tensor, 
     if four != 4 or center_heat.shape != (n, c, oh, ow) or offsets.shape != (n, 4, 2, oh, ow):
         raise ValueError(f"extreme_heat (N, 4, C, H, W), center_heat (N, C, H, W) and offsets (N, 4, 2, H, W) must agree, got "
                          f"{tuple(extreme_heat.shape)}, {tuple(center_heat.shape)} and {tuple(offsets.shape)}")
+    peak_thresh = check_float("peak_thresh", peak_thresh, min=0.0, max=1.0)
+    center_thresh = check_float("center_thresh", center_thresh, min=0.0, max=1.0)
     s, cx, cy, x, y = _peaks(extreme_heat, offsets, check_int("top_k", top_k, min=1), peak_thresh)
     k = s.shape[-1]
 
@@ -213,6 +216,10 @@ class ExtremeNet(nn.Module):
     ``forward(images, targets=None)``: training mode → ``{"loss_extreme", "loss_center",
     "loss_offset"}`` (weighted); targets may hold ``masks`` (``[K, H, W]`` of the input size) for
     the extreme points; eval mode → one ``{"boxes", "scores", "labels"}`` dict per image.
+
+    Grouping enumerates ``C·K⁴`` combinations per image (``K = top_k`` ≤ 32; 3 classes and
+    ``K = 10``: 30 000); images are grouped in chunks of at most :data:`MAX_COMBINATIONS`
+    combinations (one image per chunk when a single image holds more).
     """
 
     stride = 4
