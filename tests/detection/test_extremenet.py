@@ -237,9 +237,11 @@ def test_extremenet_bad_input():
         extreme_points(torch.zeros(2, 5))
 
 
-def test_cli_trains_extremenet_on_shapes(tmp_path, monkeypatch):
+def test_cli_trains_extremenet_on_shapes_and_detects(tmp_path, monkeypatch):
     import functools
     import json
+
+    from PIL import Image
 
     import deepnotes.data as data
     from deepnotes.cli import main
@@ -254,3 +256,8 @@ def test_cli_trains_extremenet_on_shapes(tmp_path, monkeypatch):
     assert 0 <= summary["test_map_50"] <= 1 or summary["test_map_50"] == -1
     header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"train_loss_extreme", "train_loss_center", "train_loss_offset"} <= set(header)
+    image, _ = shapes(**tiny).test[0]
+    path = tmp_path / "a.png"
+    Image.fromarray((image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()).save(path)
+    assert main(["detect", str(run), str(path), "--out", str(tmp_path / "det"), "--score-thresh", "0"]) == 0
+    assert (tmp_path / "det" / "a.png").exists()
