@@ -36,7 +36,8 @@ TABLES = (
     RecordedTable("zoo", 17, "Detector zoo on shapes", "deepnotes zoo detect --models NAME --out zoo --threads 1",
                   "zoo.md", "zoo.png", "detect"),
     RecordedTable("segment", 18, "Segmentation models on shapes-seg",
-                  "deepnotes segment-table --models NAME --out segtable --threads 1", "segment.md", None, "segment"),
+                  "deepnotes segment-table --models NAME --out segtable --threads 1 (models without a target: --minutes 2)",
+                  "segment.md", None, "segment"),
 )
 
 
