@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from deepnotes.core.checks import check_float, check_int, check_tensor, check_type
+from deepnotes.core.checks import check_choice, check_float, check_int, check_tensor, check_type
 from deepnotes.core.registry import MODELS
+from deepnotes.generative.augment import POLICIES, diff_augment
 
 
 def _image_shape(in_shape) -> tuple[int, int, int]:
@@ -153,9 +155,20 @@ class GAN(nn.Module):
     its batch-norm statistics copied from the live generator. The average smooths the generator's
     oscillation in the two-player game; :meth:`sample` then draws from it. It is part of the
     ``state_dict`` (checkpoints, exact resume) but of no optimizer.
+
+    ``augment`` (a sequence of :data:`~deepnotes.generative.augment.POLICIES` names, or one string
+    of them joined by commas; empty: off) makes :meth:`discriminate` show the discriminator
+    differentiably augmented images during training (DiffAugment, see
+    :mod:`deepnotes.generative.augment`): real and generated alike, in both players' updates.
     """
 
-    def __init__(self, generator: nn.Module, discriminator: nn.Module, ema_decay: float | None = None):
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        ema_decay: float | None = None,
+        augment: str | Sequence[str] = (),
+    ):
         super().__init__()
         self.generator = check_type("generator", generator, nn.Module)
         self.discriminator = check_type("discriminator", discriminator, nn.Module)
@@ -165,6 +178,16 @@ class GAN(nn.Module):
         self.average_generator = (
             copy.deepcopy(generator).requires_grad_(False) if self.ema_decay is not None else None
         )
+        if isinstance(augment, str):
+            augment = [name.strip() for name in augment.split(",") if name.strip()]
+        check_type("augment", augment, (list, tuple))
+        self.augment = tuple(check_choice("augment", name, POLICIES) for name in augment)
+
+    def discriminate(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The discriminator's logits (``Tensor[B]``) for training: of ``augment``-ed ``x`` if the GAN augments."""
+        if self.augment:
+            x = diff_augment(x, self.augment, generator)
+        return self.discriminator(x)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.generator(z)
@@ -204,10 +227,12 @@ def dcgan(
     width: int = 64,
     extra_layers: int = 1,
     ema_decay: float | None = None,
+    augment: str | Sequence[str] = (),
 ) -> GAN:
     """A :class:`GAN` of :class:`DCGANGenerator` and :class:`DCGANDiscriminator` (``num_classes`` unused).
 
-    ``ema_decay`` (e.g. 0.995) keeps a moving average of the generator's weights to sample from.
+    ``ema_decay`` (e.g. 0.995) keeps a moving average of the generator's weights to sample from;
+    ``augment`` (e.g. ``"translation"``) trains the discriminator on differentiably augmented images.
     The recorded digits setting (Adam β₁ = 0.5 at lr 1e-3 annealed to 0, weight average)::
 
         deepnotes train --task generate --model dcgan --data digits --epochs 400 --lr 1e-3 \
@@ -218,4 +243,5 @@ def dcgan(
         DCGANGenerator(latent_dim, in_shape, width, extra_layers),
         DCGANDiscriminator(in_shape, width, extra_layers),
         ema_decay,
+        augment,
     )
