@@ -176,6 +176,17 @@ def test_conv_vae_encoder_sees_pixel_neighbourhoods():
     assert changed[:2, :2].all() and not changed[2:, :].any() and not changed[:, 2:].any()
 
 
+def test_the_model_beta_is_the_default_kl_weight():
+    torch.manual_seed(0)
+    m = vae((1, 8, 8), latent_dim=3, hidden=16, arch="conv", width=4, beta=0.25).double()
+    x = torch.rand(5, 1, 8, 8, generator=G, dtype=torch.float64)
+    out, mu, logvar, _ = m(x, torch.Generator().manual_seed(3))
+    ll, kl = m.log_likelihood(x, out), gaussian_kl(mu, logvar)
+    assert_same_maths(m.elbo(x, generator=torch.Generator().manual_seed(3)), ll - 0.25 * kl)
+    assert_same_maths(m.loss(x, generator=torch.Generator().manual_seed(3)), -(ll - 0.25 * kl).mean())
+    assert_same_maths(m.elbo(x, beta=1.0, generator=torch.Generator().manual_seed(3)), ll - kl)  # an explicit beta wins
+
+
 def test_vae_training_lowers_the_negative_elbo():
     torch.manual_seed(0)
     m = VAE((1, 8, 8), latent_dim=4, hidden=64)
@@ -230,6 +241,11 @@ def test_interpolate_needs_two_steps():
 def test_sample_needs_a_positive_count():
     with pytest.raises(ValueError, match="n must be >= 1"):
         VAE((1, 8, 8), latent_dim=2, hidden=4).sample(0)
+
+
+def test_vae_rejects_a_negative_beta():
+    with pytest.raises(ValueError, match="beta must be >= 0"):
+        vae((1, 8, 8), beta=-0.5)
 
 
 def test_negative_beta_is_rejected():

@@ -69,9 +69,9 @@ def gan_step(
 
 
 def vae_step(
-    model: VAE, x: torch.Tensor, optimize: Optimize, beta: float = 1.0, generator: torch.Generator | None = None
+    model: VAE, x: torch.Tensor, optimize: Optimize, beta: float | None = None, generator: torch.Generator | None = None
 ) -> dict[str, float]:
-    """One step on the negative ELBO; returns ``{"loss"}`` (the batch's mean negative ELBO)."""
+    """One step on the negative ELBO (KL weighed by ``beta``, ``None``: the model's); returns ``{"loss"}``."""
     return {"loss": optimize(model.loss(x, beta, generator), "default")}
 
 
@@ -120,10 +120,10 @@ def train_vae(
     epochs: int = 10,
     batch_size: int = 64,
     lr: float = 1e-3,
-    beta: float = 1.0,
+    beta: float | None = None,
     seed: int = 0,
 ) -> list[float]:
-    """Adam on the negative ELBO over ``data (Tensor[N, *in_shape])``; returns the per-epoch mean loss."""
+    """Adam on the negative ELBO over ``data (Tensor[N, *in_shape])`` (``beta``: None, the model's); per-epoch mean loss."""
     check_type("model", model, VAE)
     check_tensor("data", data, floating=True, finite=True, nonempty=True)
     optimize = optimizers_step({"default": torch.optim.Adam(model.parameters(), lr=check_float("lr", lr, min=0.0))})

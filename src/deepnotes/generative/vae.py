@@ -26,7 +26,7 @@ import math
 import torch
 from torch import nn
 
-from deepnotes.core.checks import check_choice, check_int, check_tensor, check_type
+from deepnotes.core.checks import check_choice, check_float, check_int, check_tensor, check_type
 from deepnotes.core.registry import MODELS
 from deepnotes.generative.elbo import (
     LOG_2PI,
@@ -71,7 +71,13 @@ def _conv_halves(in_shape: tuple[int, ...], latent_dim: int, hidden: int, width:
 
 
 class VAE(nn.Module):
-    """Encoder ``x → (μ, log σ²)``, decoder ``z → parameters of p(x|z)``; prior ``N(0, I)``."""
+    """Encoder ``x → (μ, log σ²)``, decoder ``z → parameters of p(x|z)``; prior ``N(0, I)``.
+
+    ``beta`` is the model's own weight on the KL term (β-VAE, Higgins et al., 2017): the default
+    of :meth:`elbo` and :meth:`loss` when they are not given one. ``beta = 1`` is the ELBO itself;
+    ``beta < 1`` trades the match of the encoder to the prior for sharper reconstructions.
+    Samples always come from the prior ``N(0, I)``.
+    """
 
     def __init__(
         self,
@@ -81,6 +87,7 @@ class VAE(nn.Module):
         likelihood: str = "bernoulli",
         arch: str = "mlp",
         width: int = 32,
+        beta: float = 1.0,
     ):
         super().__init__()
         check_type("in_shape", in_shape, (tuple, list))
@@ -91,6 +98,7 @@ class VAE(nn.Module):
         hidden = check_int("hidden", hidden, min=1)
         self.likelihood = check_choice("likelihood", likelihood, LIKELIHOODS)
         self.arch = check_choice("arch", arch, ARCHS)
+        self.beta = check_float("beta", beta, min=0.0)
         if self.arch == "conv":
             self.encoder, self.decoder = _conv_halves(
                 self.in_shape, self.latent_dim, hidden, check_int("width", width, min=1)
@@ -139,13 +147,17 @@ class VAE(nn.Module):
         z = reparameterize(mu, logvar, generator=generator)
         return self.decode(z), mu, logvar, z
 
-    def elbo(self, x: torch.Tensor, beta: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-        """One-draw ELBO per sample, ``Tensor[B]`` (``beta`` weighs the KL)."""
+    def elbo(
+        self, x: torch.Tensor, beta: float | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """One-draw ELBO per sample, ``Tensor[B]`` (``beta`` weighs the KL; ``None``: the model's ``beta``)."""
         out, mu, logvar, _ = self(x, generator)
-        return elbo(self.log_likelihood(x, out), gaussian_kl(mu, logvar), beta)
+        return elbo(self.log_likelihood(x, out), gaussian_kl(mu, logvar), self.beta if beta is None else beta)
 
-    def loss(self, x: torch.Tensor, beta: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-        """The training loss: the negative ELBO averaged over the batch."""
+    def loss(
+        self, x: torch.Tensor, beta: float | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """The training loss: the negative ELBO averaged over the batch (``beta``: as in :meth:`elbo`)."""
         return -self.elbo(x, beta, generator).mean()
 
     @torch.no_grad()
@@ -206,6 +218,7 @@ def vae(
     likelihood: str = "bernoulli",
     arch: str = "mlp",
     width: int = 32,
+    beta: float = 1.0,
 ):
     """A :class:`VAE` (``num_classes`` unused; ``width`` only for ``arch="conv"``)."""
-    return VAE(in_shape, latent_dim, hidden, likelihood, arch, width)
+    return VAE(in_shape, latent_dim, hidden, likelihood, arch, width, beta)
