@@ -219,7 +219,24 @@ class GAN(nn.Module):
             net.train(was_training)
 
 
-@MODELS.register("dcgan", task="generate", description="DCGAN generator + discriminator for square power-of-two images")
+#: The recorded digits setting (``deepnotes train --task generate --model dcgan`` flags), measured
+#: through the CLI in the README's table.
+DCGAN_DIGITS_SETTING = {
+    "epochs": 400,
+    "batch_size": 64,
+    "lr": 1e-3,
+    "optimizer": "adam_gan",
+    "schedule": "cosine",
+    "model_kw": {"width": 96, "ema_decay": 0.995, "augment": "translation"},
+}
+
+
+@MODELS.register(
+    "dcgan",
+    task="generate",
+    description="DCGAN generator + discriminator for square power-of-two images",
+    zoo=DCGAN_DIGITS_SETTING,
+)
 def dcgan(
     in_shape=(1, 8, 8),
     num_classes: int = 0,
@@ -233,11 +250,17 @@ def dcgan(
 
     ``ema_decay`` (e.g. 0.995) keeps a moving average of the generator's weights to sample from;
     ``augment`` (e.g. ``"translation"``) trains the discriminator on differentiably augmented images.
-    The recorded digits setting (Adam β₁ = 0.5 at lr 1e-3 annealed to 0, weight average)::
+    The recorded digits setting (:data:`DCGAN_DIGITS_SETTING`; Adam β₁ = 0.5 at lr 1e-3 annealed to
+    0, width 96, weight average, the discriminator seeing images shifted by up to one pixel)::
 
         deepnotes train --task generate --model dcgan --data digits --epochs 400 --lr 1e-3 \
-            --optimizer adam_gan --schedule cosine --batch-size 64 --model-kw ema_decay=0.995 --out runs/dcgan
+            --optimizer adam_gan --schedule cosine --batch-size 64 --model-kw width=96 \
+            --model-kw ema_decay=0.995 --model-kw augment=translation --threads 1 --out runs/dcgan
         deepnotes sample runs/dcgan --n 64 --out dcgan.png --quality 1000
+
+    Without ``augment`` the discriminator memorizes the 1,250 training digits (its loss on the
+    validation digits climbs to ≈ 1.8 > ln 4 while its training loss falls to ≈ 0.4) and the
+    Fréchet distance stalls near 0.88; with it, ≈ 0.58 (the README's table has the measured rows).
     """
     return GAN(
         DCGANGenerator(latent_dim, in_shape, width, extra_layers),
