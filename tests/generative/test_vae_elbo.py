@@ -261,3 +261,16 @@ def test_kl_rejects_mismatched_shapes():
 def test_likelihood_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="shapes differ"):
         bernoulli_log_likelihood(torch.zeros(2, 4), torch.zeros(2, 5))
+
+
+def test_the_recorded_digits_setting_names_real_options():
+    from deepnotes.commands.train import parse_model_kw
+    from deepnotes.core.registry import MODELS, OPTIMIZERS
+    from deepnotes.generative.vae import VAE_DIGITS_SETTING
+
+    zoo = MODELS.meta("vae")["zoo"]
+    assert zoo is VAE_DIGITS_SETTING and zoo["optimizer"] in OPTIMIZERS
+    kw = parse_model_kw([f"{k}={v}" for k, v in zoo["model_kw"].items()])
+    m = MODELS.create("vae", (1, 8, 8), 10, **kw)
+    assert m.arch == "conv" and m.beta == 0.25 and m.latent_dim == 8
+    assert f"--epochs {zoo['epochs']}" in vae.__doc__ and "--model-kw beta=0.25" in vae.__doc__
