@@ -209,3 +209,18 @@ def test_sample_draws_from_the_average_generator_when_kept():
 def test_ema_decay_must_lie_in_zero_one(decay):
     with pytest.raises(ValueError, match="ema_decay"):
         dcgan((1, 8, 8), latent_dim=4, width=8, ema_decay=decay)
+
+
+def test_the_recorded_digits_setting_names_real_options():
+    from deepnotes.commands.train import parse_model_kw
+    from deepnotes.core.registry import OPTIMIZERS
+    from deepnotes.generative.networks import DCGAN_DIGITS_SETTING
+
+    zoo = MODELS.meta("dcgan")["zoo"]
+    assert zoo is DCGAN_DIGITS_SETTING and zoo["optimizer"] in OPTIMIZERS
+    # the flags as the CLI passes them (--model-kw KEY=VALUE strings) build the recorded model
+    kw = parse_model_kw([f"{k}={v}" for k, v in zoo["model_kw"].items()])
+    gan = MODELS.create("dcgan", (1, 8, 8), 10, **kw)
+    assert gan.augment == ("translation",) and gan.ema_decay == 0.995
+    assert gan.generator.net[0].out_channels == 96
+    assert f"--epochs {zoo['epochs']}" in dcgan.__doc__ and "--model-kw augment=translation" in dcgan.__doc__

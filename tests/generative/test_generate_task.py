@@ -19,9 +19,9 @@ def _data(n=48):
     return TensorDataset(torch.rand(n, 1, 8, 8, generator=g), torch.zeros(n, dtype=torch.long))
 
 
-def _gan_trainer(out, epochs, callbacks=(), ema_decay=None):
+def _gan_trainer(out, epochs, callbacks=(), ema_decay=None, augment=()):
     torch.manual_seed(0)
-    model = dcgan((1, 8, 8), latent_dim=4, width=8, ema_decay=ema_decay)
+    model = dcgan((1, 8, 8), latent_dim=4, width=8, ema_decay=ema_decay, augment=augment)
     opts = {
         "generator": torch.optim.Adam(model.generator.parameters(), lr=2e-4, betas=(0.5, 0.999)),
         "discriminator": torch.optim.Adam(model.discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999)),
@@ -34,9 +34,13 @@ def _gan_ema_trainer(out, epochs):
     return _gan_trainer(out, epochs, ema_decay=0.9)
 
 
-def _vae_trainer(out, epochs):
+def _gan_augment_trainer(out, epochs):
+    return _gan_trainer(out, epochs, ema_decay=0.9, augment="translation,cutout,color")
+
+
+def _vae_trainer(out, epochs, arch="mlp"):
     torch.manual_seed(0)
-    model = vae((1, 8, 8), latent_dim=2, hidden=16)
+    model = vae((1, 8, 8), latent_dim=2, hidden=16, arch=arch, width=4)
     return Trainer(model, torch.optim.Adam(model.parameters(), lr=1e-3), _data(), val_data=_data(16),
                    task=GenerationTask(kind="vae"), epochs=epochs, batch_size=16, out_dir=out)
 
@@ -52,7 +56,15 @@ def test_gan_task_trains_both_networks_and_logs_their_losses(tmp_path):
     assert (tmp_path / "run" / "samples" / "epoch_0002.png").is_file()
 
 
-@pytest.mark.parametrize("make", [_gan_trainer, _gan_ema_trainer, _vae_trainer], ids=["gan", "gan-ema", "vae"])
+def _conv_vae_trainer(out, epochs):
+    return _vae_trainer(out, epochs, arch="conv")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [_gan_trainer, _gan_ema_trainer, _gan_augment_trainer, _vae_trainer, _conv_vae_trainer],
+    ids=["gan", "gan-ema", "gan-augment", "vae", "vae-conv"],
+)
 def test_resume_is_exact(tmp_path, make):
     straight = make(tmp_path / "a", 3)
     straight.fit()
@@ -127,3 +139,30 @@ def test_cli_resumes_a_gan_run(tmp_path):
     assert main(base + ["--epochs", "1"]) == 0
     assert main(base + ["--epochs", "2", "--resume"]) == 0
     assert (out / "samples" / "epoch_0002.png").is_file()
+
+
+@pytest.mark.parametrize("task_beta,want", [(None, 0.25), (1.0, 1.0)])
+def test_vae_task_weighs_the_kl_by_the_model_beta_unless_given_one(task_beta, want):
+    torch.manual_seed(0)
+    model = vae((1, 8, 8), latent_dim=2, hidden=8, beta=0.25)
+    x = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    seen = []
+    task = GenerationTask(kind="vae", beta=task_beta)
+
+    class Ctx:
+        module = model
+
+        @staticmethod
+        def optimize(loss):
+            seen.append(float(loss.detach()))
+            return seen[-1]
+
+    torch.manual_seed(5)
+    task.training_step(Ctx, (x, torch.zeros(6)))
+    torch.manual_seed(5)
+    assert seen[0] == pytest.approx(float(model.loss(x, beta=want).detach()), rel=1e-6)
+
+
+def test_generate_task_rejects_a_negative_beta():
+    with pytest.raises(ValueError, match="beta must be >= 0"):
+        GenerationTask(kind="vae", beta=-1.0)

@@ -97,10 +97,11 @@ def test_elbo_weighs_the_kl_by_beta():
     assert_same_maths(elbo(ll, kl, beta=0.0), ll)
 
 
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
-def test_vae_elbo_is_the_sum_of_its_terms(likelihood):
+def test_vae_elbo_is_the_sum_of_its_terms(likelihood, arch):
     torch.manual_seed(0)
-    m = VAE((1, 8, 8), latent_dim=3, hidden=16, likelihood=likelihood).double()
+    m = VAE((1, 8, 8), latent_dim=3, hidden=16, likelihood=likelihood, arch=arch, width=4).double()
     x = torch.rand(5, 1, 8, 8, generator=G, dtype=torch.float64)
     out, mu, logvar, z = m(x, torch.Generator().manual_seed(3))
     assert out.shape == x.shape and mu.shape == logvar.shape == z.shape == (5, 3)
@@ -149,6 +150,43 @@ def test_vae_sample_and_interpolate():
     torch.testing.assert_close(path[-1], torch.sigmoid(m.decode(mu[1:]))[0])
 
 
+@pytest.mark.parametrize("shape", [(1, 8, 8), (3, 6, 10)])
+def test_conv_vae_shapes_and_gradients(shape):
+    torch.manual_seed(0)
+    m = vae(shape, latent_dim=5, hidden=12, arch="conv", width=3)
+    assert any(isinstance(layer, torch.nn.Conv2d) for layer in m.encoder)
+    x = torch.rand(4, *shape, generator=G)
+    out, mu, logvar, z = m(x)
+    assert out.shape == x.shape and mu.shape == logvar.shape == z.shape == (4, 5)
+    assert m.sample(3, torch.Generator().manual_seed(0)).shape == (3, *shape)
+    m.loss(x).backward()
+    assert all(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in m.parameters())
+
+
+def test_conv_vae_encoder_sees_pixel_neighbourhoods():
+    # a 3×3 first layer then a 4×4 stride-2 one: the first hidden maps of a pixel change
+    # only within its receptive field, unlike the MLP's, where every pixel reaches every unit
+    torch.manual_seed(0)
+    m = vae((1, 8, 8), latent_dim=2, hidden=4, arch="conv", width=2).double()
+    x = torch.rand(1, 1, 8, 8, generator=G, dtype=torch.float64)
+    y = x.clone()
+    y[0, 0, 0, 0] += 1.0
+    first = m.encoder[0]
+    changed = (first(x) != first(y)).any(1)[0]
+    assert changed[:2, :2].all() and not changed[2:, :].any() and not changed[:, 2:].any()
+
+
+def test_the_model_beta_is_the_default_kl_weight():
+    torch.manual_seed(0)
+    m = vae((1, 8, 8), latent_dim=3, hidden=16, arch="conv", width=4, beta=0.25).double()
+    x = torch.rand(5, 1, 8, 8, generator=G, dtype=torch.float64)
+    out, mu, logvar, _ = m(x, torch.Generator().manual_seed(3))
+    ll, kl = m.log_likelihood(x, out), gaussian_kl(mu, logvar)
+    assert_same_maths(m.elbo(x, generator=torch.Generator().manual_seed(3)), ll - 0.25 * kl)
+    assert_same_maths(m.loss(x, generator=torch.Generator().manual_seed(3)), -(ll - 0.25 * kl).mean())
+    assert_same_maths(m.elbo(x, beta=1.0, generator=torch.Generator().manual_seed(3)), ll - kl)  # an explicit beta wins
+
+
 def test_vae_training_lowers_the_negative_elbo():
     torch.manual_seed(0)
     m = VAE((1, 8, 8), latent_dim=4, hidden=64)
@@ -166,6 +204,22 @@ def test_vae_rejects_a_latent_size_below_one():
 def test_vae_rejects_an_unknown_likelihood():
     with pytest.raises(ValueError, match="likelihood must be one of"):
         VAE((1, 8, 8), likelihood="poisson")
+
+
+def test_vae_rejects_an_unknown_arch():
+    with pytest.raises(ValueError, match="arch must be one of"):
+        VAE((1, 8, 8), arch="transformer")
+
+
+@pytest.mark.parametrize("shape", [(1, 7, 8), (1, 8, 9), (64,)])
+def test_conv_vae_needs_an_image_with_even_sides(shape):
+    with pytest.raises(ValueError, match="in_shape must be \\(C, H, W\\) with even H and W"):
+        VAE(shape, arch="conv")
+
+
+def test_conv_vae_rejects_a_width_below_one():
+    with pytest.raises(ValueError, match="width must be >= 1"):
+        VAE((1, 8, 8), arch="conv", width=0)
 
 
 def test_vae_rejects_images_of_another_shape():
@@ -189,6 +243,11 @@ def test_sample_needs_a_positive_count():
         VAE((1, 8, 8), latent_dim=2, hidden=4).sample(0)
 
 
+def test_vae_rejects_a_negative_beta():
+    with pytest.raises(ValueError, match="beta must be >= 0"):
+        vae((1, 8, 8), beta=-0.5)
+
+
 def test_negative_beta_is_rejected():
     with pytest.raises(ValueError, match="beta must be >= 0"):
         elbo(torch.zeros(2), torch.zeros(2), beta=-1.0)
@@ -202,3 +261,16 @@ def test_kl_rejects_mismatched_shapes():
 def test_likelihood_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="shapes differ"):
         bernoulli_log_likelihood(torch.zeros(2, 4), torch.zeros(2, 5))
+
+
+def test_the_recorded_digits_setting_names_real_options():
+    from deepnotes.commands.train import parse_model_kw
+    from deepnotes.core.registry import MODELS, OPTIMIZERS
+    from deepnotes.generative.vae import VAE_DIGITS_SETTING
+
+    zoo = MODELS.meta("vae")["zoo"]
+    assert zoo is VAE_DIGITS_SETTING and zoo["optimizer"] in OPTIMIZERS
+    kw = parse_model_kw([f"{k}={v}" for k, v in zoo["model_kw"].items()])
+    m = MODELS.create("vae", (1, 8, 8), 10, **kw)
+    assert m.arch == "conv" and m.beta == 0.25 and m.latent_dim == 8
+    assert f"--epochs {zoo['epochs']}" in vae.__doc__ and "--model-kw beta=0.25" in vae.__doc__

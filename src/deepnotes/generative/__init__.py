@@ -1,5 +1,6 @@
 """Generative models: GANs (DCGAN-style and MLP) and the variational autoencoder, with sample-quality measures."""
 
+from deepnotes.generative.augment import POLICIES, diff_augment
 from deepnotes.generative.callbacks import SampleGrid
 from deepnotes.generative.elbo import (
     bernoulli_log_likelihood,
@@ -45,10 +46,12 @@ __all__ = [
     "DCGANGenerator",
     "MLPDiscriminator",
     "MLPGenerator",
+    "POLICIES",
     "adam_gan",
     "bernoulli_log_likelihood",
     "classifier_outputs",
     "dcgan",
+    "diff_augment",
     "digits_scorer",
     "digits_tensors",
     "discriminator_loss",

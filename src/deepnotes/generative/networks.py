@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from deepnotes.core.checks import check_float, check_int, check_tensor, check_type
+from deepnotes.core.checks import check_choice, check_float, check_int, check_tensor, check_type
 from deepnotes.core.registry import MODELS
+from deepnotes.generative.augment import POLICIES, diff_augment
 
 
 def _image_shape(in_shape) -> tuple[int, int, int]:
@@ -153,9 +155,20 @@ class GAN(nn.Module):
     its batch-norm statistics copied from the live generator. The average smooths the generator's
     oscillation in the two-player game; :meth:`sample` then draws from it. It is part of the
     ``state_dict`` (checkpoints, exact resume) but of no optimizer.
+
+    ``augment`` (a sequence of :data:`~deepnotes.generative.augment.POLICIES` names, or one string
+    of them joined by commas; empty: off) makes :meth:`discriminate` show the discriminator
+    differentiably augmented images during training (DiffAugment, see
+    :mod:`deepnotes.generative.augment`): real and generated alike, in both players' updates.
     """
 
-    def __init__(self, generator: nn.Module, discriminator: nn.Module, ema_decay: float | None = None):
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        ema_decay: float | None = None,
+        augment: str | Sequence[str] = (),
+    ):
         super().__init__()
         self.generator = check_type("generator", generator, nn.Module)
         self.discriminator = check_type("discriminator", discriminator, nn.Module)
@@ -165,6 +178,16 @@ class GAN(nn.Module):
         self.average_generator = (
             copy.deepcopy(generator).requires_grad_(False) if self.ema_decay is not None else None
         )
+        if isinstance(augment, str):
+            augment = [name.strip() for name in augment.split(",") if name.strip()]
+        check_type("augment", augment, (list, tuple))
+        self.augment = tuple(check_choice("augment", name, POLICIES) for name in augment)
+
+    def discriminate(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The discriminator's logits (``Tensor[B]``) for training: of ``augment``-ed ``x`` if the GAN augments."""
+        if self.augment:
+            x = diff_augment(x, self.augment, generator)
+        return self.discriminator(x)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.generator(z)
@@ -196,7 +219,24 @@ class GAN(nn.Module):
             net.train(was_training)
 
 
-@MODELS.register("dcgan", task="generate", description="DCGAN generator + discriminator for square power-of-two images")
+#: The recorded digits setting (``deepnotes train --task generate --model dcgan`` flags), measured
+#: through the CLI in the README's table (the Fréchet target is met on seed 0, missed on seeds 1, 2).
+DCGAN_DIGITS_SETTING = {
+    "epochs": 400,
+    "batch_size": 64,
+    "lr": 1e-3,
+    "optimizer": "adam_gan",
+    "schedule": "cosine",
+    "model_kw": {"width": 96, "ema_decay": 0.995, "augment": "translation"},
+}
+
+
+@MODELS.register(
+    "dcgan",
+    task="generate",
+    description="DCGAN generator + discriminator for square power-of-two images",
+    zoo=DCGAN_DIGITS_SETTING,
+)
 def dcgan(
     in_shape=(1, 8, 8),
     num_classes: int = 0,
@@ -204,18 +244,29 @@ def dcgan(
     width: int = 64,
     extra_layers: int = 1,
     ema_decay: float | None = None,
+    augment: str | Sequence[str] = (),
 ) -> GAN:
     """A :class:`GAN` of :class:`DCGANGenerator` and :class:`DCGANDiscriminator` (``num_classes`` unused).
 
-    ``ema_decay`` (e.g. 0.995) keeps a moving average of the generator's weights to sample from.
-    The recorded digits setting (Adam β₁ = 0.5 at lr 1e-3 annealed to 0, weight average)::
+    ``ema_decay`` (e.g. 0.995) keeps a moving average of the generator's weights to sample from;
+    ``augment`` (e.g. ``"translation"``) trains the discriminator on differentiably augmented images.
+    The recorded digits setting (:data:`DCGAN_DIGITS_SETTING`; Adam β₁ = 0.5 at lr 1e-3 annealed to
+    0, width 96, weight average, the discriminator seeing images shifted by up to one pixel)::
 
         deepnotes train --task generate --model dcgan --data digits --epochs 400 --lr 1e-3 \
-            --optimizer adam_gan --schedule cosine --batch-size 64 --model-kw ema_decay=0.995 --out runs/dcgan
+            --optimizer adam_gan --schedule cosine --batch-size 64 --model-kw width=96 \
+            --model-kw ema_decay=0.995 --model-kw augment=translation --threads 1 --out runs/dcgan
         deepnotes sample runs/dcgan --n 64 --out dcgan.png --quality 1000
+
+    Without ``augment`` the discriminator memorizes the 1,250 training digits (its loss on the
+    validation digits climbs to ≈ 1.8 > ln 4 while its training loss falls to ≈ 0.4) and the
+    Fréchet distance stalls near 0.88 (seed 0); with it, 0.58 / 0.78 / 0.69 on seeds 0 / 1 / 2
+    against 6.84 for the Gaussian baseline: the issue's 10× is met on seed 0 only (the README's
+    table has the measured rows).
     """
     return GAN(
         DCGANGenerator(latent_dim, in_shape, width, extra_layers),
         DCGANDiscriminator(in_shape, width, extra_layers),
         ema_decay,
+        augment,
     )

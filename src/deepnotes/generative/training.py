@@ -46,18 +46,19 @@ def gan_step(
 ) -> dict[str, float]:
     """One discriminator update, then one generator update, on a batch of real samples.
 
-    A GAN built with ``ema_decay`` then moves its weight-averaged generator one step.
+    A GAN built with ``augment`` shows the discriminator augmented images (fresh draws at each of
+    its three calls); a GAN built with ``ema_decay`` then moves its weight-averaged generator one step.
 
     Returns ``{"d_loss", "g_loss", "d_real", "d_fake"}`` (the last two: mean ``D`` on the batch's
-    real and fake samples before the discriminator's update).
+    real and fake samples before the discriminator's update, augmented if the GAN augments).
     """
     z = gan.latent(len(real), generator)
     fake = gan.generator(z)
-    real_logits = gan.discriminator(real)
-    fake_logits = gan.discriminator(fake.detach())  # no gradient into G from D's loss
+    real_logits = gan.discriminate(real, generator)
+    fake_logits = gan.discriminate(fake.detach(), generator)  # no gradient into G from D's loss
     d_loss = optimize(discriminator_loss(real_logits, fake_logits), "discriminator")
     # D has just been updated: score the same fakes with the new D for the generator's step
-    g_loss = optimize(generator_loss(gan.discriminator(fake), kind), "generator")
+    g_loss = optimize(generator_loss(gan.discriminate(fake, generator), kind), "generator")
     gan.update_average()  # the generator's weight average, if the GAN keeps one
     return {
         "d_loss": d_loss,
@@ -68,9 +69,9 @@ def gan_step(
 
 
 def vae_step(
-    model: VAE, x: torch.Tensor, optimize: Optimize, beta: float = 1.0, generator: torch.Generator | None = None
+    model: VAE, x: torch.Tensor, optimize: Optimize, beta: float | None = None, generator: torch.Generator | None = None
 ) -> dict[str, float]:
-    """One step on the negative ELBO; returns ``{"loss"}`` (the batch's mean negative ELBO)."""
+    """One step on the negative ELBO (KL weighed by ``beta``, ``None``: the model's); returns ``{"loss"}``."""
     return {"loss": optimize(model.loss(x, beta, generator), "default")}
 
 
@@ -119,10 +120,10 @@ def train_vae(
     epochs: int = 10,
     batch_size: int = 64,
     lr: float = 1e-3,
-    beta: float = 1.0,
+    beta: float | None = None,
     seed: int = 0,
 ) -> list[float]:
-    """Adam on the negative ELBO over ``data (Tensor[N, *in_shape])``; returns the per-epoch mean loss."""
+    """Adam on the negative ELBO over ``data (Tensor[N, *in_shape])`` (``beta``: None, the model's); per-epoch mean loss."""
     check_type("model", model, VAE)
     check_tensor("data", data, floating=True, finite=True, nonempty=True)
     optimize = optimizers_step({"default": torch.optim.Adam(model.parameters(), lr=check_float("lr", lr, min=0.0))})

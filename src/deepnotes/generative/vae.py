@@ -1,4 +1,4 @@
-"""A variational autoencoder with MLP encoder and decoder (Kingma & Welling, 2014).
+"""A variational autoencoder with MLP or convolutional encoder and decoder (Kingma & Welling, 2014).
 
 The encoder maps ``x (Tensor[B, C, H, W])`` to ``μ, log σ² (Tensor[B, latent_dim])``; a
 reparameterized draw ``z`` goes through the decoder, whose output parameterizes ``p(x|z)``:
@@ -6,6 +6,15 @@ reparameterized draw ``z`` goes through the decoder, whose output parameterizes 
 - ``likelihood="bernoulli"``: per-pixel logits, ``p(x|z) = Π Bernoulli(σ(logits))``;
 - ``likelihood="gaussian"``: per-pixel means ``σ(out)`` and one learned log-variance shared by all
   pixels, ``p(x|z) = Π N(mean, σ_x²)``.
+
+Two architectures (``arch``):
+
+- ``"mlp"``: two hidden layers of ``hidden`` units each way on the flattened image;
+- ``"conv"``: for images ``(C, H, W)`` with even ``H``, ``W``. The encoder is a 3×3 convolution to
+  ``width`` channels and a stride-2 4×4 convolution to ``2·width`` at half resolution, then one
+  hidden layer; the decoder mirrors it (hidden layer, ``2·width`` maps at half resolution, a
+  stride-2 4×4 transposed convolution back to full size, a 3×3 convolution to ``C`` channels).
+  Neighbouring pixels share weights, which suits digit strokes better than a dense layer.
 
 See :mod:`deepnotes.generative.elbo` for the objective.
 """
@@ -17,7 +26,7 @@ import math
 import torch
 from torch import nn
 
-from deepnotes.core.checks import check_choice, check_int, check_tensor, check_type
+from deepnotes.core.checks import check_choice, check_float, check_int, check_tensor, check_type
 from deepnotes.core.registry import MODELS
 from deepnotes.generative.elbo import (
     LOG_2PI,
@@ -29,12 +38,57 @@ from deepnotes.generative.elbo import (
 )
 
 LIKELIHOODS = ("bernoulli", "gaussian")
+ARCHS = ("mlp", "conv")
+
+
+def _mlp_halves(n: int, latent_dim: int, hidden: int) -> tuple[nn.Module, nn.Module]:
+    """Encoder ``x (Tensor[B, n]) → h (Tensor[B, hidden])`` and decoder ``z → Tensor[B, n]`` of the MLP VAE."""
+    encoder = nn.Sequential(nn.Linear(n, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
+    decoder = nn.Sequential(
+        nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, n)
+    )
+    return encoder, decoder
+
+
+def _conv_halves(in_shape: tuple[int, ...], latent_dim: int, hidden: int, width: int) -> tuple[nn.Module, nn.Module]:
+    """Encoder ``x → h (Tensor[B, hidden])`` and decoder ``z → Tensor[B, C·H·W]`` of the convolutional VAE."""
+    if len(in_shape) != 3 or in_shape[1] % 2 or in_shape[2] % 2:
+        raise ValueError(f"in_shape must be (C, H, W) with even H and W for arch='conv', got {in_shape}")
+    c, h, w = in_shape
+    half = (2 * width, h // 2, w // 2)
+    encoder = nn.Sequential(
+        nn.Conv2d(c, width, 3, 1, 1), nn.ReLU(),
+        nn.Conv2d(width, 2 * width, 4, 2, 1), nn.ReLU(),  # H×W → H/2×W/2
+        nn.Flatten(), nn.Linear(math.prod(half), hidden), nn.ReLU(),
+    )
+    decoder = nn.Sequential(
+        nn.Linear(latent_dim, hidden), nn.ReLU(),
+        nn.Linear(hidden, math.prod(half)), nn.ReLU(), nn.Unflatten(1, half),
+        nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.ReLU(),  # H/2×W/2 → H×W
+        nn.Conv2d(width, c, 3, 1, 1), nn.Flatten(),
+    )
+    return encoder, decoder
 
 
 class VAE(nn.Module):
-    """Encoder ``x → (μ, log σ²)``, decoder ``z → parameters of p(x|z)``; prior ``N(0, I)``."""
+    """Encoder ``x → (μ, log σ²)``, decoder ``z → parameters of p(x|z)``; prior ``N(0, I)``.
 
-    def __init__(self, in_shape=(1, 8, 8), latent_dim: int = 8, hidden: int = 256, likelihood: str = "bernoulli"):
+    ``beta`` is the model's own weight on the KL term (β-VAE, Higgins et al., 2017): the default
+    of :meth:`elbo` and :meth:`loss` when they are not given one. ``beta = 1`` is the ELBO itself;
+    ``beta < 1`` trades the match of the encoder to the prior for sharper reconstructions.
+    Samples always come from the prior ``N(0, I)``.
+    """
+
+    def __init__(
+        self,
+        in_shape=(1, 8, 8),
+        latent_dim: int = 8,
+        hidden: int = 256,
+        likelihood: str = "bernoulli",
+        arch: str = "mlp",
+        width: int = 32,
+        beta: float = 1.0,
+    ):
         super().__init__()
         check_type("in_shape", in_shape, (tuple, list))
         if not in_shape:
@@ -43,13 +97,16 @@ class VAE(nn.Module):
         self.latent_dim = check_int("latent_dim", latent_dim, min=1)
         hidden = check_int("hidden", hidden, min=1)
         self.likelihood = check_choice("likelihood", likelihood, LIKELIHOODS)
-        n = math.prod(self.in_shape)
-        self.encoder = nn.Sequential(nn.Linear(n, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
+        self.arch = check_choice("arch", arch, ARCHS)
+        self.beta = check_float("beta", beta, min=0.0)
+        if self.arch == "conv":
+            self.encoder, self.decoder = _conv_halves(
+                self.in_shape, self.latent_dim, hidden, check_int("width", width, min=1)
+            )
+        else:
+            self.encoder, self.decoder = _mlp_halves(math.prod(self.in_shape), self.latent_dim, hidden)
         self.to_mu = nn.Linear(hidden, self.latent_dim)
         self.to_logvar = nn.Linear(hidden, self.latent_dim)
-        self.decoder = nn.Sequential(
-            nn.Linear(self.latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, n)
-        )
         # one learned log σ_x² for every pixel of the Gaussian decoder (unused by the Bernoulli one)
         self.decoder_logvar = nn.Parameter(torch.zeros(())) if self.likelihood == "gaussian" else None
 
@@ -62,7 +119,8 @@ class VAE(nn.Module):
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(μ, log σ²)`` of ``q(z|x)``, each ``Tensor[B, latent_dim]``."""
-        h = self.encoder(self._check_x(x).flatten(1))
+        x = self._check_x(x)
+        h = self.encoder(x if self.arch == "conv" else x.flatten(1))
         return self.to_mu(h), self.to_logvar(h)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -89,13 +147,17 @@ class VAE(nn.Module):
         z = reparameterize(mu, logvar, generator=generator)
         return self.decode(z), mu, logvar, z
 
-    def elbo(self, x: torch.Tensor, beta: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-        """One-draw ELBO per sample, ``Tensor[B]`` (``beta`` weighs the KL)."""
+    def elbo(
+        self, x: torch.Tensor, beta: float | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """One-draw ELBO per sample, ``Tensor[B]`` (``beta`` weighs the KL; ``None``: the model's ``beta``)."""
         out, mu, logvar, _ = self(x, generator)
-        return elbo(self.log_likelihood(x, out), gaussian_kl(mu, logvar), beta)
+        return elbo(self.log_likelihood(x, out), gaussian_kl(mu, logvar), self.beta if beta is None else beta)
 
-    def loss(self, x: torch.Tensor, beta: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-        """The training loss: the negative ELBO averaged over the batch."""
+    def loss(
+        self, x: torch.Tensor, beta: float | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """The training loss: the negative ELBO averaged over the batch (``beta``: as in :meth:`elbo`)."""
         return -self.elbo(x, beta, generator).mean()
 
     @torch.no_grad()
@@ -146,7 +208,48 @@ class VAE(nn.Module):
         return self.mean_image(self.decode((1 - t) * mu[0] + t * mu[1]))
 
 
-@MODELS.register("vae", task="generate", description="MLP variational autoencoder (Bernoulli or Gaussian decoder)")
-def vae(in_shape=(1, 8, 8), num_classes: int = 0, latent_dim: int = 8, hidden: int = 256, likelihood: str = "bernoulli"):
-    """A :class:`VAE` (``num_classes`` unused)."""
-    return VAE(in_shape, latent_dim, hidden, likelihood)
+#: The recorded digits setting (``deepnotes train --task generate --model vae`` flags), measured
+#: through the CLI in the README's table (it misses the issue's Fréchet target).
+VAE_DIGITS_SETTING = {
+    "epochs": 500,
+    "batch_size": 64,
+    "lr": 2e-3,
+    "optimizer": "adam",
+    "schedule": "cosine",
+    "model_kw": {"arch": "conv", "latent_dim": 8, "beta": 0.25},
+}
+
+
+@MODELS.register(
+    "vae",
+    task="generate",
+    description="variational autoencoder, MLP or convolutional (Bernoulli or Gaussian decoder)",
+    zoo=VAE_DIGITS_SETTING,
+)
+def vae(
+    in_shape=(1, 8, 8),
+    num_classes: int = 0,
+    latent_dim: int = 8,
+    hidden: int = 256,
+    likelihood: str = "bernoulli",
+    arch: str = "mlp",
+    width: int = 32,
+    beta: float = 1.0,
+):
+    """A :class:`VAE` (``num_classes`` unused; ``width`` only for ``arch="conv"``).
+
+    The recorded digits setting (:data:`VAE_DIGITS_SETTING`: convolutional, 8 latent dimensions,
+    Bernoulli decoder, KL weight 0.25; samples are decoder means at ``z ~ N(0, I)``)::
+
+        deepnotes train --task generate --model vae --data digits --epochs 500 --lr 2e-3 --optimizer adam \
+            --schedule cosine --batch-size 64 --model-kw arch=conv --model-kw latent_dim=8 \
+            --model-kw beta=0.25 --threads 1 --out runs/vae
+        deepnotes sample runs/vae --n 64 --out vae.png --quality 1000
+
+    On the 8×8 digits (17 grey levels) the Bernoulli decoder's means are blurred; a KL weight
+    below 1 sharpens them (0.25 was best of 0.1, 0.25, 0.5, 1 at 100 epochs; 2 collapses the
+    posterior to the prior), and the Gaussian decoder with a learned variance was worse. Measured:
+    Fréchet distance 1.51 / 1.37 (seeds 0 / 1) against 6.84 for the Gaussian baseline, 4.5× / 5.0×
+    lower, short of the issue's 10×.
+    """
+    return VAE(in_shape, latent_dim, hidden, likelihood, arch, width, beta)

@@ -416,8 +416,8 @@ TOPICS: list[Topic] = [
           tested_against=('networkx.karate_club_graph',)),
     Topic('23.1', 'GAN (DCGAN-style) and VAE (reparameterization, ELBO)',
           ref='`torch.distributions` (KL, Bernoulli, Normal log-probabilities), BCE with logits, `scipy.linalg.sqrtm` (Fréchet distance)',
-          impl=('deepnotes.generative.DCGANGenerator', 'deepnotes.generative.DCGANDiscriminator', 'deepnotes.generative.MLPGenerator', 'deepnotes.generative.MLPDiscriminator', 'deepnotes.generative.GAN', 'deepnotes.generative.discriminator_loss', 'deepnotes.generative.generator_loss', 'deepnotes.generative.VAE', 'deepnotes.generative.reparameterize', 'deepnotes.generative.gaussian_kl', 'deepnotes.generative.elbo', 'deepnotes.generative.frechet_distance', 'deepnotes.generative.sample_quality', 'deepnotes.generative.SampleGrid', 'deepnotes.train.tasks.generate.GenerationTask'),
-          tests=('tests/generative/test_gan.py', 'tests/generative/test_vae_elbo.py', 'tests/generative/test_quality.py', 'tests/generative/test_grid_and_sample.py', 'tests/generative/test_generate_task.py', 'tests/lab/test_claims.py'),
+          impl=('deepnotes.generative.DCGANGenerator', 'deepnotes.generative.DCGANDiscriminator', 'deepnotes.generative.MLPGenerator', 'deepnotes.generative.MLPDiscriminator', 'deepnotes.generative.GAN', 'deepnotes.generative.diff_augment', 'deepnotes.generative.discriminator_loss', 'deepnotes.generative.generator_loss', 'deepnotes.generative.VAE', 'deepnotes.generative.reparameterize', 'deepnotes.generative.gaussian_kl', 'deepnotes.generative.elbo', 'deepnotes.generative.frechet_distance', 'deepnotes.generative.sample_quality', 'deepnotes.generative.SampleGrid', 'deepnotes.train.tasks.generate.GenerationTask'),
+          tests=('tests/generative/test_gan.py', 'tests/generative/test_augment.py', 'tests/generative/test_vae_elbo.py', 'tests/generative/test_quality.py', 'tests/generative/test_grid_and_sample.py', 'tests/generative/test_generate_task.py', 'tests/lab/test_claims.py'),
           tested_against=('torch.distributions.kl_divergence', 'torch.distributions.Normal', 'torchvision.utils.make_grid',)),
 ]
 

@@ -6,8 +6,9 @@ Labels of the dataset are ignored. Which of the two a task trains is its ``kind`
 
 Training metrics: for the GAN ``loss`` (the discriminator's, the step's first optimized loss, which
 the divergence guard watches), ``g_loss`` (the generator's) and the mean ``D`` on real and fake
-samples (``d_real``, ``d_fake``); for the VAE ``loss``, the negative ELBO. Evaluation metric ``loss``: for the
-VAE the negative ELBO of the evaluation images; for the GAN the discriminator loss on the
+samples (``d_real``, ``d_fake``); for the VAE ``loss``, the negative ELBO (its KL weighed by the task's
+``beta``, or by the model's when the task's is None). Evaluation metric ``loss``: for the
+VAE the same of the evaluation images; for the GAN the discriminator loss on the
 evaluation images against as many fakes (ln 4 ≈ 1.386 when D cannot tell them apart). The random
 draws of an evaluation come from a private generator, so evaluating never shifts the training's
 random stream (exact resume).
@@ -39,9 +40,10 @@ class GenerationTask(Task):
     train_metrics = ("loss",)
     monitor = "loss"
 
-    def __init__(self, kind: str | None = None, gan_loss: str = "non_saturating", beta: float = 1.0):
+    def __init__(self, kind: str | None = None, gan_loss: str = "non_saturating", beta: float | None = None):
         self.gan_loss = check_choice("gan_loss", gan_loss, GENERATOR_LOSSES)
-        self.beta = check_float("beta", beta, min=0.0)
+        # None: each VAE's own beta (the CLI's path: --model-kw beta=0.5); a number overrides it
+        self.beta = None if beta is None else check_float("beta", beta, min=0.0)
         self.kind: str | None = None
         if kind is not None:
             self.set_kind(kind)
