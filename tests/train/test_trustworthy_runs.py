@@ -381,6 +381,7 @@ def test_readme_commands_with_bad_values_end_with_one_line(argv, tmp_path, capsy
     ["segment", "run", "img.png", "--threads", "two"],
     ["detect", "run", "img.png", "--threads", "0"],
     ["explain", "run", "--threads", "0"],
+    ["sample", "run", "--threads", "0"],
 ])
 def test_commands_that_run_models_take_threads(argv, tmp_path, capsys):
     """--threads is checked first (before the run folder), with the option named."""

@@ -23,6 +23,9 @@ def register(sub) -> None:
     p.add_argument("--quality", type=int, default=0, metavar="N",
                    help="also score N samples (e.g. 1000) with the digits classifier: Fréchet distance, share "
                    "classified with p >= 0.9, class histogram, beside a Gaussian baseline and real digits")
+    from deepnotes.commands._common import add_threads_option
+
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 
@@ -63,12 +66,13 @@ def load_generative_run(run_dir: str | Path):
 def run(args) -> int:
     import torch
 
-    from deepnotes.commands._common import console
+    from deepnotes.commands._common import apply_threads, console
     from deepnotes.core.checks import check_int
     from deepnotes.generative.grid import save_grid
     from deepnotes.generative.vae import VAE
     from deepnotes.plugins import load_all
 
+    apply_threads(args)  # small tensor work collapses when the thread pool outnumbers free cores
     load_all()
     n = check_int("--n", args.n, min=1)
     steps = check_int("--steps", args.steps, min=2)
