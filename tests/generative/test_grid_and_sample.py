@@ -32,13 +32,13 @@ def test_image_grid_rejects_non_batches():
         image_grid(torch.rand(8, 8))
 
 
-def _run_dir(tmp_path, model_name, **kw):
+def _run_dir(tmp_path, model_name, seed=0, **kw):
     torch.manual_seed(0)
     model = MODELS.create(model_name, (1, 8, 8), 10, **kw)
     run = tmp_path / model_name
     (run / "checkpoints").mkdir(parents=True)
     (run / "config.json").write_text(
-        json.dumps({"model": model_name, "data": "digits", "seed": 0, "task": MODELS.meta(model_name).get("task", "classification"),
+        json.dumps({"model": model_name, "data": "digits", "seed": seed, "task": MODELS.meta(model_name).get("task", "classification"),
                     "model_kw": [f"{k}={v}" for k, v in kw.items()]})
     )
     save_checkpoint({"model": model.state_dict()}, run / "checkpoints", 1)
@@ -91,3 +91,17 @@ def test_sample_reports_quality_beside_the_baseline(tmp_path, capsys):
     assert main(["sample", str(run), "--n", "4", "--quality", "50", "--out", str(tmp_path / "x.png")]) == 0
     out = capsys.readouterr().out
     assert all(row in out for row in ("samples", "baseline", "real_train")) and "Fréchet" in out
+
+
+def test_sample_quality_is_measured_on_the_runs_own_split(tmp_path, capsys):
+    """A run trained on the digits split of seed 1 is scored against that split's test digits."""
+    run, _ = _run_dir(tmp_path, "vae", seed=1, latent_dim=2, hidden=8)
+    assert main(["sample", str(run), "--n", "4", "--quality", "50", "--out", str(tmp_path / "x.png")]) == 0
+    assert "split seed 1" in capsys.readouterr().out
+
+
+def test_sample_quality_needs_a_digits_run():
+    from deepnotes.commands.sample import _print_quality
+
+    with pytest.raises(ValueError, match="--quality scores digits samples"):
+        _print_quality(None, None, 10, 0, {"data": "folder:imgs", "seed": 0})

@@ -115,3 +115,20 @@ def test_sample_quality_rejects_non_finite_samples():
 def test_gaussian_baseline_rejects_non_positive_counts():
     with pytest.raises(ValueError, match="n must be >= 1"):
         gaussian_baseline(torch.rand(5, 2), 0)
+
+
+def test_sample_quality_defaults_to_the_split_of_data_seed():
+    """The default reference and scorer come from the split named by data_seed, whose test digits
+    differ from seed 0's (so ignoring data_seed would change the distance)."""
+    x = digits_tensors("train", 1)[0][:40]
+    ours = sample_quality(x, data_seed=1)
+    explicit = sample_quality(x, real=digits_tensors("test", 1)[0], scorer=digits_scorer(1))
+    assert ours == explicit
+    assert ours["frechet"] != sample_quality(x, data_seed=0)["frechet"]
+    train, test = (set(map(bytes, digits_tensors(s, 1)[0].flatten(1).numpy())) for s in ("train", "test"))
+    assert not train & test
+
+
+def test_sample_quality_rejects_a_negative_data_seed():
+    with pytest.raises(ValueError, match="data_seed"):
+        sample_quality(torch.rand(4, 1, 8, 8), data_seed=-1)

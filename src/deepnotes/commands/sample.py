@@ -92,17 +92,21 @@ def run(args) -> int:
     con = console()
     con.print(f"wrote {path}")
     if args.quality:
-        _print_quality(con, model, check_int("--quality", args.quality, min=2), args.seed)
+        _print_quality(con, model, check_int("--quality", args.quality, min=2), args.seed, config)
     return 0
 
 
-def _print_quality(con, model, n: int, seed: int) -> None:
+def _print_quality(con, model, n: int, seed: int, config: dict) -> None:
     import torch
 
     from deepnotes.generative.quality import quality_report
 
-    report = quality_report(model.sample(n, torch.Generator().manual_seed(seed + 1)), seed=seed)
-    con.print(f"sample quality on {n} samples (digits cnn features; real test digits as reference):")
+    if config.get("data", "digits") != "digits":
+        raise ValueError(f"--quality scores digits samples; this run was trained on {config.get('data')!r}")
+    data_seed = int(config.get("seed", 0))  # the run's own split: its test digits are the reference
+    report = quality_report(model.sample(n, torch.Generator().manual_seed(seed + 1)), seed=seed, data_seed=data_seed)
+    con.print(f"sample quality on {n} samples (digits cnn features; the run's test digits, split seed "
+              f"{data_seed}, as reference):")
     for row, q in report.items():
         hist = " ".join(f"{s:.2f}" for s in q["class_shares"])
         con.print(f"  {row:<10} Fréchet {q['frechet']:8.3f}  p>=0.9 {q['confident_share']:6.1%}  "

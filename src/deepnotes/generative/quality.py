@@ -124,19 +124,24 @@ def sample_quality(
     real: torch.Tensor | None = None,
     scorer: torch.nn.Module | None = None,
     threshold: float = 0.9,
+    data_seed: int = 0,
 ) -> dict[str, float | list[float]]:
     """Fréchet distance to ``real`` (default: the digits test split), confident share and class histogram.
 
     samples (Tensor[N, 1, 8, 8]), N ≥ 2 → ``{"frechet", "confident_share", "class_shares", "min_class_share",
     "n"}``; ``class_shares`` are the shares of samples per predicted class (all samples, confident or not).
+    ``data_seed`` is the seed of the digits split the generator was trained on: the default ``real``
+    digits are that split's test set and the default scorer is trained on its training set, so no
+    image the generator saw is used as the reference.
     """
     check_tensor("samples", samples, ndim=4, floating=True, finite=True)
     if tuple(samples.shape[1:]) != (1, 8, 8):
         raise ValueError(f"samples must have shape (N, 1, 8, 8) (digits), got {tuple(samples.shape)}")
     threshold = check_probability("threshold", threshold)
-    scorer = scorer if scorer is not None else digits_scorer()
+    data_seed = check_int("data_seed", data_seed, min=0)
+    scorer = scorer if scorer is not None else digits_scorer(data_seed)
     if real is None:
-        real = digits_tensors("test")[0]
+        real = digits_tensors("test", data_seed)[0]
     f_fake, p_fake = classifier_outputs(scorer, samples)
     f_real, _ = classifier_outputs(scorer, check_tensor("real", real, ndim=4, floating=True, finite=True))
     fd = frechet_distance(*feature_statistics(f_fake), *feature_statistics(f_real))
@@ -151,18 +156,21 @@ def sample_quality(
     }
 
 
-def quality_report(samples: torch.Tensor, seed: int = 0) -> dict[str, dict]:
+def quality_report(samples: torch.Tensor, seed: int = 0, data_seed: int = 0) -> dict[str, dict]:
     """:func:`sample_quality` of ``samples`` beside the same measures of the Gaussian baseline and of real digits.
 
-    The baseline draws as many samples as given from ``N(mean, cov)`` of the training digits; the
-    "real" row scores that many training digits (capped at the split's size), the level a perfect
+    ``data_seed`` names the digits split the generator was trained on (the run's ``--seed``); all
+    three rows are measured against that split's test digits. The baseline draws as many samples
+    as given (seeded by ``seed``) from ``N(mean, cov)`` of the split's training digits; the "real"
+    row scores that many training digits (capped at the split's size), the level a perfect
     generator would reach. Returns ``{"samples", "baseline", "real_train"}``.
     """
     check_tensor("samples", samples, ndim=4, floating=True, finite=True)
-    train = digits_tensors("train")[0]
+    data_seed = check_int("data_seed", data_seed, min=0)
+    train = digits_tensors("train", data_seed)[0]
     g = make_generator(check_int("seed", seed, min=0))
     return {
-        "samples": sample_quality(samples),
-        "baseline": sample_quality(gaussian_baseline(train, len(samples), g)),
-        "real_train": sample_quality(train[: len(samples)]),
+        "samples": sample_quality(samples, data_seed=data_seed),
+        "baseline": sample_quality(gaussian_baseline(train, len(samples), g), data_seed=data_seed),
+        "real_train": sample_quality(train[: len(samples)], data_seed=data_seed),
     }
