@@ -129,7 +129,7 @@ def ssd_loss(cls_logits: torch.Tensor, box_deltas: torch.Tensor, anchors: torch.
 
 
 @MODELS.register("ssd", task="detect", description="SSD: multi-scale default boxes, matching, hard-negative mining 3:1",
-                 zoo=dict(epochs=8, batch_size=16, lr=2e-3, schedule="cosine", data_kw={"n_val": 100}, target_map50=0.80))
+                 zoo=dict(epochs=12, batch_size=16, lr=2e-3, schedule="cosine", data_kw={"n_val": 100}, target_map50=0.80))
 class SSD(nn.Module):
     """SSD on four stages (strides 8–64) of a :class:`TinyResNet`.
 
