@@ -487,6 +487,8 @@ CLAIM_TEXT: dict[str, str] = {
     '17j': "FPN's top-down path gives the fine levels strong semantics, which helps detect small objects.",
     '17w': 'one-stage detectors are faster, two-stage detectors more accurate.',
     '17m': 'Mask Scoring R-CNN (named in the notes only): ranking masks by class score × a learned mask IoU instead of the class score raises mask AP.',
+    '17t': 'multi-scale training (random input sizes) makes a fully convolutional detector robust to the input size; at test time small sizes are faster but less accurate, large sizes slower but more accurate.',
+    '17v': "YOLOv4's techniques on YOLOv3 (CSP, SPP, PAN, Mish, DropBlock, Mosaic, CutMix, label smoothing, CIoU, DIoU-NMS, cosine schedule) lift the accuracy a step; each technique's effect is ablated.",
     '20a': 'saliency-type maps (saliency, guided backprop, Grad-CAM, occlusion) put their mass on the object (the ink of a digit) far more than chance.',
     '20b': 'occluding the most salient region drops the class score more than occluding a random region of the same size.',
     '20c': "neighbours in the last layer's feature space share the query's class more often than neighbours in pixel space.",
