@@ -487,6 +487,8 @@ CLAIM_TEXT: dict[str, str] = {
     '17j': "FPN's top-down path gives the fine levels strong semantics, which helps detect small objects.",
     '17w': 'one-stage detectors are faster, two-stage detectors more accurate.',
     '17m': 'Mask Scoring R-CNN (named in the notes only): ranking masks by class score × a learned mask IoU instead of the class score raises mask AP.',
+    '17p': "Faster R-CNN replaces Selective Search (2000–3000 regions) with an RPN sharing the detector's features; read as: the RPN's proposals reach higher recall with fewer boxes.",
+    '17k': 'Cascade R-CNN (named in the notes only): heads trained at rising IoU thresholds, each refining the previous boxes, raise AP at IoU 0.75 more than at 0.5.',
     '20a': 'saliency-type maps (saliency, guided backprop, Grad-CAM, occlusion) put their mass on the object (the ink of a digit) far more than chance.',
     '20b': 'occluding the most salient region drops the class score more than occluding a random region of the same size.',
     '20c': "neighbours in the last layer's feature space share the query's class more often than neighbours in pixel space.",
