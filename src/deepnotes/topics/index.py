@@ -489,6 +489,8 @@ CLAIM_TEXT: dict[str, str] = {
     '17m': 'Mask Scoring R-CNN (named in the notes only): ranking masks by class score × a learned mask IoU instead of the class score raises mask AP.',
     '17t': 'multi-scale training (random input sizes) makes a fully convolutional detector robust to the input size; at test time small sizes are faster but less accurate, large sizes slower but more accurate.',
     '17v': "YOLOv4's techniques on YOLOv3 (CSP, SPP, PAN, Mish, DropBlock, Mosaic, CutMix, label smoothing, CIoU, DIoU-NMS, cosine schedule) lift the accuracy a step; each technique's effect is ablated.",
+    '17p': "Faster R-CNN replaces Selective Search (2000–3000 regions) with an RPN sharing the detector's features; read as: the RPN's proposals reach higher recall with fewer boxes.",
+    '17k': 'Cascade R-CNN (named in the notes only): heads trained at rising IoU thresholds, each refining the previous boxes, raise AP at IoU 0.75 more than at 0.5.',
     '20a': 'saliency-type maps (saliency, guided backprop, Grad-CAM, occlusion) put their mass on the object (the ink of a digit) far more than chance.',
     '20b': 'occluding the most salient region drops the class score more than occluding a random region of the same size.',
     '20c': "neighbours in the last layer's feature space share the query's class more often than neighbours in pixel space.",

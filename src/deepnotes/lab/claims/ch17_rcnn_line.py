@@ -1,7 +1,6 @@
 """Chapter 17, the R-CNN line: where the time per image goes from R-CNN to Faster R-CNN.
 
-(RPN recall against Selective Search is not a claim here: an RPN trained within the lab's budget
-is far from the trained RPN the statement is about, so its recall would not decide it.)"""
+(The RPN's recall against Selective Search's is claim 17p in ``ch17_rpn_recall``.)"""
 
 from __future__ import annotations
 
