@@ -84,7 +84,7 @@ def _ltrb_to_boxes(points: torch.Tensor, ltrb: torch.Tensor) -> torch.Tensor:
 
 
 @MODELS.register("fcos", task="detect", description="FCOS: anchor-free ltrb regression, centerness, size ranges per level",
-                 zoo=dict(epochs=14, batch_size=16, lr=2e-3, schedule="cosine", data_kw={"n_val": 100}, target_map50=0.80))
+                 zoo=dict(epochs=16, batch_size=16, lr=2e-3, schedule="cosine", data_kw={"n_val": 100}, target_map50=0.80))
 class FCOS(nn.Module):
     """FCOS on P3–P5 of an FPN over :class:`TinyResNet`.
 

@@ -106,7 +106,7 @@ def retinanet_loss(cls_logits: torch.Tensor, box_deltas: torch.Tensor, anchors: 
 
 
 @MODELS.register("retinanet", task="detect", description="RetinaNet: FPN, class/box subnets, focal loss, prior bias init",
-                 zoo=dict(epochs=8, batch_size=16, lr=2e-3, schedule="cosine", data_kw={"n_val": 100}, target_map50=0.80))
+                 zoo=dict(epochs=16, batch_size=16, lr=2e-3, schedule="cosine", data_kw={"n_val": 100}, target_map50=0.80))
 class RetinaNet(nn.Module):
     """RetinaNet on P3–P5 of an FPN over :class:`TinyResNet`.
 

@@ -263,8 +263,8 @@ class MSRCNN(MaskRCNN):
 #: 15 CPU minutes): Faster R-CNN's, with 4 epochs (a 3-epoch run measured 10.3 CPU minutes with
 #: the mask branch and validation) and torchvision's score threshold 0.05 (fewer low-score masks
 #: to compute and paste)
-MASK_RCNN_ZOO = dict(ZOO_BASE, epochs=4, model_kw={"box_score_thresh": 0.05}, target_map50=0.85)
-MS_RCNN_ZOO = dict(MASK_RCNN_ZOO)
+MASK_RCNN_ZOO = dict(ZOO_BASE, epochs=5, model_kw={"box_score_thresh": 0.05}, target_map50=0.85)
+MS_RCNN_ZOO = dict(MASK_RCNN_ZOO, epochs=4)
 
 MODELS.register(
     "mask_rcnn",
