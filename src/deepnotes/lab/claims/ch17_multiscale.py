@@ -14,6 +14,7 @@ from deepnotes.data import shapes
 from deepnotes.detection import mean_average_precision
 from deepnotes.detection.models import YOLOv2, dataset_anchors
 from deepnotes.lab.api import ClaimResult, claim
+from deepnotes.lab.claims._detector_steps import train_steps
 from deepnotes.train.tasks import get_task
 from deepnotes.viz import new_figure
 
@@ -28,21 +29,9 @@ _BATCH = 8
 def _train(multi_scale: bool, seed: int, steps: int, items: list, anchors: torch.Tensor) -> YOLOv2:
     """YOLOv2 (width 4) trained ``steps`` Adam steps; the same initial weights, batches and scale
     draws for both settings (the single-scale model ignores its draws)."""
-    task = get_task("detect")
     torch.manual_seed(seed)
     model = YOLOv2((3, _SIZE, _SIZE), 3, width=4, anchors=anchors, multi_scale=multi_scale, scales=_TRAIN_SCALES)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed + 1)  # the global generator draws the training sizes
-    for _ in range(steps):
-        batch = task.collate([items[int(i)] for i in torch.randint(0, len(items), (_BATCH,), generator=g)])
-        loss = sum(model(*batch).values())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-    return model.eval()
+    return train_steps(model, items, steps, _BATCH, seed, lr=3e-3, cosine=True)
 
 
 @torch.no_grad()

@@ -11,6 +11,7 @@ from deepnotes.data import shapes
 from deepnotes.detection import mean_average_precision
 from deepnotes.detection.models import YOLOv3, dataset_anchors
 from deepnotes.lab.api import ClaimResult, claim
+from deepnotes.lab.claims._detector_steps import train_steps
 from deepnotes.train.tasks import get_task
 from deepnotes.viz import new_figure
 
@@ -44,22 +45,9 @@ def _train(kw: dict, seed: int, steps: int, items: list, anchors: torch.Tensor) 
     (where the architecture allows), batches and augmentation draws for every setting."""
     kw = dict(kw)
     cosine = kw.pop("cosine", False)
-    task = get_task("detect")
     torch.manual_seed(seed)
     model = YOLOv3((3, _SIZE, _SIZE), 3, width=4, anchors=anchors, **kw)
-    opt = torch.optim.Adam(model.parameters(), lr=_LR)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if cosine else None
-    g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed + 1)  # Mosaic, CutMix and DropBlock draw from the global generator
-    for _ in range(steps):
-        batch = task.collate([items[int(i)] for i in torch.randint(0, len(items), (_BATCH,), generator=g)])
-        loss = sum(model(*batch).values())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if sched is not None:
-            sched.step()
-    return model.eval()
+    return train_steps(model, items, steps, _BATCH, seed, lr=_LR, cosine=cosine)
 
 
 @torch.no_grad()
