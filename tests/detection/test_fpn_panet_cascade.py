@@ -18,6 +18,7 @@ from deepnotes.data import shapes
 from deepnotes.detection.two_stage import (
     AdaptiveFeaturePooling,
     AdaptiveTwoMLPHead,
+    CascadeFPN,
     CascadeRCNN,
     CascadeRoIHeads,
     FasterRCNN,
@@ -163,7 +164,7 @@ def test_cascade_rejects_bad_stages():
 
 
 # --- all three as detectors ----------------------------------------------------------------------
-MODELS_KW = {"fpn": PYRAMID, "panet": PYRAMID, "cascade_rcnn": dict(SMALL, anchor_sizes=(8, 16))}
+MODELS_KW = {"fpn": PYRAMID, "panet": PYRAMID, "cascade_rcnn": dict(SMALL, anchor_sizes=(8, 16)), "cascade_fpn": PYRAMID}
 
 
 @pytest.mark.parametrize("name", sorted(MODELS_KW))
@@ -189,9 +190,9 @@ def test_detector_output_format_and_empty_batches(name):
     assert_detections(out, n_images=3, num_classes=3, image_size=32, max_dets=7)
 
 
-@pytest.mark.parametrize("cls", [FPNFasterRCNN, PANet, CascadeRCNN])
+@pytest.mark.parametrize("cls", [FPNFasterRCNN, PANet, CascadeRCNN, CascadeFPN])
 def test_detector_bad_input(cls):
-    kw = MODELS_KW[{FPNFasterRCNN: "fpn", PANet: "panet", CascadeRCNN: "cascade_rcnn"}[cls]]
+    kw = MODELS_KW[{FPNFasterRCNN: "fpn", PANet: "panet", CascadeRCNN: "cascade_rcnn", CascadeFPN: "cascade_fpn"}[cls]]
     model = cls((3, 32, 32), 3, **kw)
     x, t = few_images(2)
     assert_rejects(model, x, t, wrong_size=48, bad_label=4)
@@ -200,8 +201,9 @@ def test_detector_bad_input(cls):
 
 
 def test_pyramid_models_need_one_anchor_size_per_level():
-    with pytest.raises(ValueError, match="one size per pyramid level"):
-        FPNFasterRCNN((3, 32, 32), 3, anchor_sizes=(8, 16))
+    for cls in (FPNFasterRCNN, CascadeFPN):
+        with pytest.raises(ValueError, match="one size per pyramid level"):
+            cls((3, 32, 32), 3, anchor_sizes=(8, 16))
     with pytest.raises(ValueError, match="canonical_scale"):
         FPNFasterRCNN((3, 32, 32), 3, canonical_scale=0)
 
@@ -236,7 +238,24 @@ def test_alternating_training_shares_the_features_of_step_2():
 
 
 # --- the command line: deepnotes train --task detect, then deepnotes detect ------------------------
-@pytest.mark.parametrize("name", ["faster_rcnn", "fpn", "panet", "cascade_rcnn"])
+def test_cascade_fpn_stages_pool_by_level_as_torchvision():
+    """Every stage of the FPN cascade reads its RoIs from the level torchvision's
+    ``MultiScaleRoIAlign`` maps them to (k0 = 4, the model's canonical scale)."""
+    torch.manual_seed(0)
+    model = CascadeFPN((3, 64, 64), 3, **dict(PYRAMID, box_batch_size_per_image=16)).eval()
+    x, _ = few_images(2, 64)
+    feats = model.features(x)
+    g = torch.Generator().manual_seed(1)
+    xy = torch.rand(2, 12, 2, generator=g) * 40
+    boxes = list(torch.cat([xy, xy + 2 + torch.rand(2, 12, 2, generator=g) * 40], -1))
+    ref = TVMultiScaleRoIAlign(["p2", "p3", "p4"], 7, 2, canonical_scale=56, canonical_level=4)
+    want = ref(feats, boxes, [(64, 64)] * 2)
+    heads = model.roi_heads
+    torch.testing.assert_close(heads.box_roi_pool(feats, boxes, [(64, 64)] * 2), want, rtol=1e-5, atol=1e-6)
+    assert all(stage.box_roi_pool is heads.box_roi_pool for stage in heads.stages)
+
+
+@pytest.mark.parametrize("name", ["faster_rcnn", "fpn", "panet", "cascade_rcnn", "cascade_fpn"])
 def test_cli_trains_and_detects_with_each_two_stage_model(name, tmp_path, monkeypatch):
     import functools
     import json
@@ -250,7 +269,7 @@ def test_cli_trains_and_detects_with_each_two_stage_model(name, tmp_path, monkey
     tiny = dict(n_train=8, n_val=2, n_test=2, image_size=32, max_objects=2, min_size=8, max_size=16)
     monkeypatch.setattr(data, "resolve_dataset",
                         lambda n: functools.partial(shapes, **tiny) if n == "shapes" else real(n))
-    anchors = "anchor_sizes=(4,8,16,32)" if name in ("fpn", "panet") else "anchor_sizes=(8,16)"
+    anchors = "anchor_sizes=(4,8,16,32)" if name in ("fpn", "panet", "cascade_fpn") else "anchor_sizes=(8,16)"
     run = tmp_path / "run"
     assert main(["train", "--task", "detect", "--model", name, "--data", "shapes", "--epochs", "1",
                  "--batch-size", "4", "--model-kw", "width=8", "--model-kw", anchors, "--out", str(run),

@@ -14,6 +14,7 @@ from deepnotes.detection.two_stage import (
     MSRCNN,
     MaskIoUHead,
     MaskRCNN,
+    MaskRCNNFPN,
     maskiou_loss,
     maskiou_targets,
     rescore,
@@ -28,19 +29,22 @@ def _data(n=8):
     return few_images(n, 64, max_objects=3, max_size=32, masks=True)
 
 
+PYRAMID = dict(fpn_channels=8, anchor_sizes=(4, 8, 16, 32))
+
+
 def _model(cls=MaskRCNN, seed=0, **kw):
     torch.manual_seed(seed)
-    return cls((3, 64, 64), 3, **{**SMALL, **kw})
+    return cls((3, 64, 64), 3, **{**SMALL, **(PYRAMID if cls is MaskRCNNFPN else {}), **kw})
 
 
 def test_registered_with_zoo_settings():
-    for name, cls in (("mask_rcnn", MaskRCNN), ("ms_rcnn", MSRCNN)):
+    for name, cls in (("mask_rcnn", MaskRCNN), ("ms_rcnn", MSRCNN), ("mask_rcnn_fpn", MaskRCNNFPN)):
         meta = MODELS.meta(name)
         assert meta["task"] == "detect" and MODELS.get(name) is cls
         assert meta["zoo"]["target_map50"] == 0.85 and meta["zoo"]["epochs"] >= 1
 
 
-@pytest.mark.parametrize("cls", [MaskRCNN, MSRCNN])
+@pytest.mark.parametrize("cls", [MaskRCNN, MSRCNN, MaskRCNNFPN])
 def test_training_steps_lower_the_mask_loss(cls):
     x, t = _data()
     model = _model(cls)
@@ -53,7 +57,7 @@ def test_training_steps_lower_the_mask_loss(cls):
     assert sum(total[-3:]) < sum(total[:3])
 
 
-@pytest.mark.parametrize("cls", [MaskRCNN, MSRCNN])
+@pytest.mark.parametrize("cls", [MaskRCNN, MSRCNN, MaskRCNNFPN])
 def test_eval_output_format(cls):
     x, _ = _data(3)
     model = _model(cls, box_score_thresh=0.0).eval()
@@ -70,14 +74,15 @@ def test_eval_output_format(cls):
             assert "mask_scores" not in det
 
 
-def test_images_without_objects_train_and_evaluate():
+@pytest.mark.parametrize("cls", [MSRCNN, MaskRCNNFPN])
+def test_images_without_objects_train_and_evaluate(cls):
     x, _ = _data(2)
     empty = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64), "masks": torch.zeros(0, 64, 64, dtype=torch.uint8)}
-    model = _model(MSRCNN)
+    model = _model(cls)
     model.train()
     terms = model(x, [empty, empty])
     assert all(torch.isfinite(v) for v in terms.values())
-    assert terms["loss_mask"].item() == 0.0 and terms["loss_maskiou"].item() == 0.0
+    assert terms["loss_mask"].item() == 0.0 and terms.get("loss_maskiou", torch.zeros(())).item() == 0.0
     sum(terms.values()).backward()
     model.eval()
     with torch.no_grad():
@@ -86,9 +91,10 @@ def test_images_without_objects_train_and_evaluate():
         assert det["masks"].shape[1:] == (1, 64, 64) and torch.isfinite(det["masks"]).all()
 
 
-def test_mask_head_given_boxes_outside_the_image():
+@pytest.mark.parametrize("cls", [MSRCNN, MaskRCNNFPN])
+def test_mask_head_given_boxes_outside_the_image(cls):
     x, t = _data(2)
-    model = _model(MSRCNN).eval()
+    model = _model(cls).eval()
     feats = model.features(x)
     outside = [torch.tensor([[70.0, 70.0, 90.0, 95.0], [-40.0, -30.0, -5.0, -2.0], [50.0, -10.0, 80.0, 20.0]])] * 2
     with torch.no_grad():
@@ -143,9 +149,31 @@ def test_maskiou_head_shapes_and_bad_input():
         maskiou_targets(torch.rand(2, 1, 7, 7), torch.zeros(2, 4), torch.zeros(3, 8, 8))
 
 
+def test_fpn_mask_branch_pools_by_level_as_torchvision():
+    """The FPN model's mask branch reads each RoI (14 × 14) from the level torchvision's
+    ``MultiScaleRoIAlign`` maps it to; its single-scale twin reads the stride-8 map."""
+    from torchvision.ops import MultiScaleRoIAlign as TVMultiScaleRoIAlign
+
+    x, _ = _data(2)
+    model = _model(MaskRCNNFPN).eval()
+    feats = model.features(x)
+    g = torch.Generator().manual_seed(1)
+    xy = torch.rand(2, 10, 2, generator=g) * 40
+    boxes = list(torch.cat([xy, xy + 2 + torch.rand(2, 10, 2, generator=g) * 40], -1))
+    ref = TVMultiScaleRoIAlign(["p2", "p3", "p4"], 14, 2, canonical_scale=56, canonical_level=4)
+    with torch.no_grad():
+        pooled, logits = model.roi_heads._mask_logits(feats, boxes, [(64, 64)] * 2)
+    torch.testing.assert_close(pooled, ref(feats, boxes, [(64, 64)] * 2), rtol=1e-5, atol=1e-6)
+    assert logits.shape == (20, 4, 28, 28)
+
+
 def test_model_bad_input():
     with pytest.raises(ValueError, match="mask_stride must be one of"):
         _model(mask_stride=2)
+    with pytest.raises(ValueError, match="mask_stride: the FPN model"):
+        _model(MaskRCNNFPN, mask_stride=8)
+    with pytest.raises(ValueError, match="one size per pyramid level"):
+        _model(MaskRCNNFPN, anchor_sizes=(8, 16))
     with pytest.raises(ValueError, match="mask_pool_size must be >= 2"):
         _model(mask_pool_size=1)
     x, t = _data(2)
@@ -158,7 +186,7 @@ def test_model_bad_input():
 
 
 # --- the command line: deepnotes train --task detect, then deepnotes detect ------------------------
-@pytest.mark.parametrize("name", ["mask_rcnn", "ms_rcnn"])
+@pytest.mark.parametrize("name", ["mask_rcnn", "ms_rcnn", "mask_rcnn_fpn"])
 def test_cli_trains_and_detects_with_mask_models(name, tmp_path, monkeypatch):
     import functools
     import json
@@ -173,7 +201,8 @@ def test_cli_trains_and_detects_with_mask_models(name, tmp_path, monkeypatch):
     monkeypatch.setattr(data, "resolve_dataset", lambda n: functools.partial(shapes, **tiny) if n == "shapes" else real(n))
     run = tmp_path / "run"
     assert main(["train", "--task", "detect", "--model", name, "--data", "shapes", "--epochs", "1",
-                 "--batch-size", "4", "--model-kw", "width=8", "--model-kw", "anchor_sizes=(8,16)",
+                 "--batch-size", "4", "--model-kw", "width=8", "--model-kw",
+                 "anchor_sizes=(4,8,16,32)" if name.endswith("_fpn") else "anchor_sizes=(8,16)",
                  "--model-kw", "mask_pool_size=7", "--out", str(run), "--no-progress"]) == 0
     summary = json.loads((run / "summary.json").read_text())
     for key in ("test_map_50", "test_map_segm_50"):  # box and mask mAP of the test split

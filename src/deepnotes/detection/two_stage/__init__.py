@@ -10,6 +10,7 @@ from deepnotes.detection.two_stage.alternating import train_alternating
 from deepnotes.detection.two_stage.box_head import FastRCNNPredictor, TwoMLPHead
 from deepnotes.detection.two_stage.cascade import (
     AgnosticPredictor,
+    CascadeFPN,
     CascadeRCNN,
     CascadeRoIHeads,
     cascade_stage_loss,
@@ -24,7 +25,7 @@ from deepnotes.detection.two_stage.mask_head import (
     maskrcnn_loss,
     project_masks_on_boxes,
 )
-from deepnotes.detection.two_stage.mask_rcnn import MSRCNN, MaskRCNN, MaskRoIHeads
+from deepnotes.detection.two_stage.mask_rcnn import MSRCNN, MaskRCNN, MaskRCNNFPN, MaskRoIHeads
 from deepnotes.detection.two_stage.mask_scoring import (
     MaskIoUHead,
     maskiou_loss,
@@ -64,6 +65,7 @@ __all__ = [
     "AdaptiveFeaturePooling",
     "AdaptiveTwoMLPHead",
     "AgnosticPredictor",
+    "CascadeFPN",
     "CascadeRCNN",
     "CascadeRoIHeads",
     "FPNFasterRCNN",
@@ -106,6 +108,7 @@ __all__ = [
     "MSRCNN",
     "MaskIoUHead",
     "MaskRCNN",
+    "MaskRCNNFPN",
     "MaskRCNNHeads",
     "MaskRCNNPredictor",
     "MaskRoIHeads",
