@@ -105,8 +105,15 @@ def retinanet_loss(cls_logits: torch.Tensor, box_deltas: torch.Tensor, anchors: 
     return {"loss_cls": loss_cls, "loss_box": loss_box}
 
 
+#: recorded zoo settings: on 2,000 training images validation mAP@0.5 stopped at 0.80 from epoch 13
+#: of 16 while the training loss kept falling (test 0.773); as many steps over 5,000 images (shapes
+#: draws any number) generalize better
+RETINANET_ZOO = dict(epochs=7, batch_size=16, lr=2e-3, schedule="cosine", data_kw={"n_val": 100, "n_train": 5000},
+                     target_map50=0.80)
+
+
 @MODELS.register("retinanet", task="detect", description="RetinaNet: FPN, class/box subnets, focal loss, prior bias init",
-                 zoo=dict(epochs=16, batch_size=16, lr=2e-3, schedule="cosine", data_kw={"n_val": 100}, target_map50=0.80))
+                 zoo=RETINANET_ZOO)
 class RetinaNet(nn.Module):
     """RetinaNet on P3–P5 of an FPN over :class:`TinyResNet`.
 

@@ -42,9 +42,12 @@ from deepnotes.detection.models.yolo_base import SHAPES_ANCHORS_9, YOLOBase
 from deepnotes.detection.models.yolo_neck import DarknetBackbone, YOLONeck
 from deepnotes.detection.models.yolo_parts import ConvBNAct
 
+#: recorded zoo settings: width 16 without augmentation overfit (validation mAP@0.5 flat at 0.77
+#: while the training loss kept falling) and needed 10.5 CPU minutes; width 12 with Mosaic on half
+#: the batches (a training-time augmentation, like the cosine schedule) generalizes better in half the time
 YOLOV3_ZOO = {
     "epochs": 12, "batch_size": 16, "lr": 2e-3, "optimizer": "adam", "weight_decay": 0.0,
-    "model_kw": {"width": 16}, "data_kw": {}, "schedule": "cosine", "target_map50": 0.80,
+    "model_kw": {"width": 12, "mosaic": 0.5}, "data_kw": {}, "schedule": "cosine", "target_map50": 0.80,
 }
 
 
