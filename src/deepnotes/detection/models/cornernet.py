@@ -48,9 +48,11 @@ from deepnotes.detection.models.backbone import ConvBNAct, TinyResNet
 from deepnotes.detection.models.centernet import centernet_heatmap_loss, centernet_targets
 
 # the issue sets no CornerNet target: the table holds it to the 0.80 of the other anchor-free detectors
+#: recorded zoo settings: 12 epochs over 2,000 images peaked at validation mAP@0.5 0.65 at epoch 6
+#: (test 0.628); fewer passes over 5,000 generated images generalize better
 CORNERNET_ZOO = {
-    "epochs": 12, "batch_size": 16, "lr": 2e-3, "optimizer": "adam", "weight_decay": 0.0,
-    "model_kw": {"width": 16}, "data_kw": {}, "schedule": "cosine", "target_map50": 0.80,
+    "epochs": 7, "batch_size": 16, "lr": 2e-3, "optimizer": "adam", "weight_decay": 0.0,
+    "model_kw": {"width": 16}, "data_kw": {"n_val": 100, "n_train": 5000}, "schedule": "cosine", "target_map50": 0.80,
 }
 
 
