@@ -191,7 +191,7 @@ class CascadeRCNN(TwoStageDetector):
 
 
 #: the paper's setting: the cascade on an FPN (P2-P4 RoIs by the level formula, P2-P5 for the RPN).
-#: 64 RoIs per image per stage (torchvision's 512 is for ~100 objects per image; ours have ≤ 5) keep
+#: 64 RoIs per image per stage (torchvision's 512 is for ~100 objects per image; ours have at most 6) keep
 #: the three heads' cost near one head's at 128, and the pyramid converges in fewer epochs
 CASCADE_FPN_ZOO = dict(ZOO_BASE, epochs=7, model_kw={"box_batch_size_per_image": 64})
 

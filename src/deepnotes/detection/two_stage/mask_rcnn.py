@@ -308,7 +308,7 @@ MODELS.register(
 )(MSRCNN)
 
 #: Mask R-CNN on the FPN: the pyramid reaches FPN's box mAP in fewer epochs than the single-scale
-#: model, and 64 RoIs per image (ours hold ≤ 5 objects) halve the box head's cost
+#: model, and 64 RoIs per image (ours hold at most 6 objects) halve the box head's cost
 MASK_RCNN_FPN_ZOO = dict(ZOO_BASE, epochs=6, model_kw={"box_score_thresh": 0.05, "box_batch_size_per_image": 64})
 MODELS.register(
     "mask_rcnn_fpn",

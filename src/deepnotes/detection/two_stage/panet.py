@@ -102,7 +102,7 @@ class AdaptiveTwoMLPHead(nn.Module):
 
 
 #: the issue sets no PANet target; FPN's is the natural one. Adaptive pooling runs ``fc6`` once per
-#: level, so 64 RoIs per image (ours hold ≤ 5 objects) and 5 epochs keep it within the budget
+#: level, so 64 RoIs per image (ours hold at most 6 objects) and 5 epochs keep it within the budget
 PANET_ZOO = dict(ZOO_BASE, epochs=5, model_kw={"box_batch_size_per_image": 64})
 
 
