@@ -163,7 +163,7 @@ def test_cascade_rejects_bad_stages():
         CascadeRoIHeads(pool, 8, 4, 3, stage_ious=(0.5, 1.5), stage_weights=(1, 1), **kw)
 
 
-# --- all three as detectors ----------------------------------------------------------------------
+# --- the four as detectors -----------------------------------------------------------------------
 MODELS_KW = {"fpn": PYRAMID, "panet": PYRAMID, "cascade_rcnn": dict(SMALL, anchor_sizes=(8, 16)), "cascade_fpn": PYRAMID}
 
 
@@ -198,6 +198,23 @@ def test_detector_bad_input(cls):
     assert_rejects(model, x, t, wrong_size=48, bad_label=4)
     with pytest.raises(ValueError, match="in_shape"):
         cls((3, 30, 30), 3)
+
+
+def test_cascade_fpn_stages_pool_by_level_as_torchvision():
+    """Every stage of the FPN cascade reads its RoIs from the level torchvision's
+    ``MultiScaleRoIAlign`` maps them to (k0 = 4, the model's canonical scale)."""
+    torch.manual_seed(0)
+    model = CascadeFPN((3, 64, 64), 3, **dict(PYRAMID, box_batch_size_per_image=16)).eval()
+    x, _ = few_images(2, 64)
+    feats = model.features(x)
+    g = torch.Generator().manual_seed(1)
+    xy = torch.rand(2, 12, 2, generator=g) * 40
+    boxes = list(torch.cat([xy, xy + 2 + torch.rand(2, 12, 2, generator=g) * 40], -1))
+    ref = TVMultiScaleRoIAlign(["p2", "p3", "p4"], 7, 2, canonical_scale=56, canonical_level=4)
+    want = ref(feats, boxes, [(64, 64)] * 2)
+    heads = model.roi_heads
+    torch.testing.assert_close(heads.box_roi_pool(feats, boxes, [(64, 64)] * 2), want, rtol=1e-5, atol=1e-6)
+    assert all(stage.box_roi_pool is heads.box_roi_pool for stage in heads.stages)
 
 
 def test_pyramid_models_need_one_anchor_size_per_level():
@@ -238,23 +255,6 @@ def test_alternating_training_shares_the_features_of_step_2():
 
 
 # --- the command line: deepnotes train --task detect, then deepnotes detect ------------------------
-def test_cascade_fpn_stages_pool_by_level_as_torchvision():
-    """Every stage of the FPN cascade reads its RoIs from the level torchvision's
-    ``MultiScaleRoIAlign`` maps them to (k0 = 4, the model's canonical scale)."""
-    torch.manual_seed(0)
-    model = CascadeFPN((3, 64, 64), 3, **dict(PYRAMID, box_batch_size_per_image=16)).eval()
-    x, _ = few_images(2, 64)
-    feats = model.features(x)
-    g = torch.Generator().manual_seed(1)
-    xy = torch.rand(2, 12, 2, generator=g) * 40
-    boxes = list(torch.cat([xy, xy + 2 + torch.rand(2, 12, 2, generator=g) * 40], -1))
-    ref = TVMultiScaleRoIAlign(["p2", "p3", "p4"], 7, 2, canonical_scale=56, canonical_level=4)
-    want = ref(feats, boxes, [(64, 64)] * 2)
-    heads = model.roi_heads
-    torch.testing.assert_close(heads.box_roi_pool(feats, boxes, [(64, 64)] * 2), want, rtol=1e-5, atol=1e-6)
-    assert all(stage.box_roi_pool is heads.box_roi_pool for stage in heads.stages)
-
-
 @pytest.mark.parametrize("name", ["faster_rcnn", "fpn", "panet", "cascade_rcnn", "cascade_fpn"])
 def test_cli_trains_and_detects_with_each_two_stage_model(name, tmp_path, monkeypatch):
     import functools
