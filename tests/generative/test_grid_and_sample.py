@@ -91,6 +91,7 @@ def test_sample_reports_quality_beside_the_baseline(tmp_path, capsys):
     assert main(["sample", str(run), "--n", "4", "--quality", "50", "--out", str(tmp_path / "x.png")]) == 0
     out = capsys.readouterr().out
     assert all(row in out for row in ("samples", "baseline", "real_train")) and "Fréchet" in out
+    assert "heldout_real" in out and "n   50" in out and "held-out real digits" in out
 
 
 def test_sample_quality_is_measured_on_the_runs_own_split(tmp_path, capsys):

@@ -11,6 +11,7 @@ from deepnotes.generative import (
     feature_statistics,
     frechet_distance,
     gaussian_baseline,
+    quality_report,
     sample_quality,
 )
 from deepnotes.generative.toy import modes_covered, ring_centers, ring_of_gaussians
@@ -132,3 +133,22 @@ def test_sample_quality_defaults_to_the_split_of_data_seed():
 def test_sample_quality_rejects_a_negative_data_seed():
     with pytest.raises(ValueError, match="data_seed"):
         sample_quality(torch.rand(4, 1, 8, 8), data_seed=-1)
+
+
+def test_quality_report_rows_and_the_heldout_floor():
+    """The held-out rows are measured at the validation split's size, and unseen real digits beat the baseline."""
+    xtr = digits_tensors("train")[0]
+    val = digits_tensors("val")[0]
+    samples = gaussian_baseline(xtr, 400, torch.Generator().manual_seed(5))
+    report = quality_report(samples, seed=0)
+    assert list(report) == ["samples", "baseline", "real_train", "heldout_samples", "heldout_baseline", "heldout_real"]
+    assert [report[r]["n"] for r in report] == [400, 400, 400, len(val), len(val), len(val)]
+    # the held-out rows are exactly these inputs scored by sample_quality
+    assert report["heldout_real"]["frechet"] == pytest.approx(sample_quality(val)["frechet"], rel=1e-12)
+    assert report["heldout_samples"]["frechet"] == pytest.approx(sample_quality(samples[: len(val)])["frechet"], rel=1e-12)
+    assert report["real_train"]["frechet"] == pytest.approx(sample_quality(xtr[:400])["frechet"], rel=1e-12)
+    # unseen real digits are far closer to the test digits than moment-matched noise
+    assert report["heldout_real"]["frechet"] * 3 < report["heldout_baseline"]["frechet"]
+    # fewer samples than the validation split: every row has that many
+    small = quality_report(samples[:10], seed=0)
+    assert {q["n"] for q in small.values()} == {10}
