@@ -153,7 +153,6 @@ class _Bounds:
         self.root_slack = norm.add_(R).mul_(math.sqrt(8 * (X.shape[1] + 4) * eps))
         self.slack = self.root_slack * self.root_slack
         self.gap = torch.empty_like(self.x_sq)
-        self.rows = torch.arange(X.shape[0], device=X.device)
         self.nearest = _Nearest(X, k)
 
     def _set(self, idx, best, second) -> None:
@@ -185,7 +184,7 @@ class _Bounds:
 
     def step(self, centers: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Update ``labels`` in place for ``centers``: indices of the moved points, their old labels."""
-        idx = torch.masked_select(self.rows, self.gap <= 0)  # 1.6× faster than nonzero()
+        idx = _where(self.gap <= 0)
         if len(idx) > self.X.shape[0] // 2:  # most points: one pass over all is cheaper
             old = labels.clone()
             self.full(centers, labels)
@@ -198,11 +197,22 @@ class _Bounds:
             _Nearest(self.X.index_select(0, idx), self.k)(centers, sub_labels, best, second)
             self._set(idx, best, second)
         # index_select / index_copy_ rather than [idx]: the generic indexing kernel is several times slower
-        changed = sub_labels != labels.index_select(0, idx)
-        idx, new = idx[changed], sub_labels[changed]
+        changed = _where(sub_labels != labels.index_select(0, idx))
+        idx, new = idx.index_select(0, changed), sub_labels.index_select(0, changed)
         old = labels.index_select(0, idx)
         labels.index_copy_(0, idx, new)
         return idx, old
+
+
+def _where(mask: torch.Tensor) -> torch.Tensor:
+    """Indices (int64) of the true entries of the 1-D bool ``mask``.
+
+    On the CPU numpy's ``flatnonzero`` (a view of the same memory) is several times faster than
+    ``torch.nonzero`` or ``masked_select``; elsewhere ``nonzero``.
+    """
+    if mask.device.type == "cpu":
+        return torch.from_numpy(np.flatnonzero(mask.numpy()))
+    return mask.nonzero().squeeze(1)
 
 
 def _cluster_sums(X: torch.Tensor, labels: torch.Tensor, k: int, sign: torch.Tensor | None = None):
