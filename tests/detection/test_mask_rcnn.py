@@ -10,6 +10,7 @@ from torchvision.models.detection.roi_heads import paste_masks_in_image as tv_pa
 
 from deepnotes.core.registry import MODELS
 from deepnotes.data import shapes
+from deepnotes.data.export import rle_to_mask
 from deepnotes.detection.two_stage import (
     MSRCNN,
     MaskIoUHead,
@@ -214,3 +215,20 @@ def test_cli_trains_and_detects_with_mask_models(name, tmp_path, monkeypatch):
     Image.fromarray((image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()).save(path)
     assert main(["detect", str(run), str(path), "--out", str(tmp_path / "det"), "--score-thresh", "0"]) == 0
     assert (tmp_path / "det" / "a.png").exists()
+    found = json.loads((tmp_path / "det" / "detections.json").read_text())
+    assert found, "score threshold 0 keeps every detection"
+    for r in found:  # every detection carries its mask as an uncompressed RLE of the file's size
+        assert rle_to_mask(r["segmentation"]).shape == (32, 32)
+        assert ("mask_score" in r) == (name == "ms_rcnn")
+
+
+def test_detect_masks_are_resized_to_the_file_and_thresholded():
+    from deepnotes.commands.detect import _masks_at
+
+    probs = torch.rand(3, 1, 16, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    keep = torch.tensor([True, False, True])
+    got = _masks_at({"masks": probs}, keep, (40, 24))
+    want = torch.nn.functional.interpolate(probs[[0, 2]], size=(40, 24), mode="bilinear", align_corners=False)[:, 0] > 0.5
+    assert got.dtype == torch.bool and torch.equal(got, want)
+    assert _masks_at({"masks": probs}, torch.zeros(3, dtype=torch.bool), (40, 24)).shape == (0, 40, 24)
+    assert _masks_at({"boxes": torch.zeros(0, 4)}, keep, (40, 24)) is None

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from deepnotes.commands._common import console
 
+# matplotlib's tab10 colours: instance masks told apart at a glance
+_PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+
 
 def register(sub) -> None:
     from deepnotes.commands._common import add_threads_option
@@ -16,9 +19,10 @@ def register(sub) -> None:
         help="draw a trained detector's boxes on images (and write them as COCO results JSON)",
         description="Run the last checkpoint of a detection run ('deepnotes train --task detect') on image files. "
         "Each image is converted to RGB and resized to the run's input size; boxes are mapped back to the "
-        "original pixels. Writes DIR/<name>.png with boxes, labels and scores drawn, and DIR/detections.json "
-        "in COCO result format (image_id = position of the image on the command line, from 1; the ids, "
-        "file names and sizes are in DIR/images.json).",
+        "original pixels. Writes DIR/<name>.png with boxes, labels and scores drawn (and, for a mask model, "
+        "its masks thresholded at 0.5), and DIR/detections.json in COCO result format (image_id = position of "
+        "the image on the command line, from 1; masks as uncompressed RLE 'segmentation'; the ids, file names "
+        "and sizes are in DIR/images.json).",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by 'deepnotes train --task detect --out'")
     p.add_argument("images", metavar="IMAGE", nargs="+", help="image files (PNG, JPEG, …)")
@@ -94,10 +98,11 @@ def run(args) -> int:
     apply_threads(args)  # small tensor work collapses when the thread pool outnumbers free cores
     import torch
     from PIL import Image
-    from torchvision.utils import draw_bounding_boxes
+    from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 
     from deepnotes.core.checks import check_float
     from deepnotes.core.io import atomic_write_json
+    from deepnotes.data.export import mask_to_rle
 
     thresh = check_float("--score-thresh", args.score_thresh, min=0.0, max=1.0)
     model, splits, _ = load_detection_run(args.run_dir)
@@ -116,16 +121,44 @@ def run(args) -> int:
         with Image.open(path) as im:
             pixels = torch.frombuffer(bytearray(im.convert("RGB").tobytes()), dtype=torch.uint8).view(h, w, 3)
         text = [f"{names[int(c) - 1]} {float(s):.2f}" for c, s in zip(labels, scores)]
-        drawn = draw_bounding_boxes(pixels.permute(2, 0, 1).contiguous(), boxes, text, colors="red", width=2)
+        drawn = pixels.permute(2, 0, 1).contiguous()
+        masks = _masks_at(det, keep, (h, w))
+        if masks is not None and len(masks):
+            colors = [_PALETTE[j % len(_PALETTE)] for j in range(len(masks))]  # one colour per instance
+            drawn = draw_segmentation_masks(drawn, masks, alpha=0.5, colors=colors)
+        drawn = draw_bounding_boxes(drawn, boxes, text, colors="red", width=2)
         target = out / f"{Path(path).stem}.png"
         Image.fromarray(drawn.permute(1, 2, 0).numpy()).save(target)
         images.append({"id": image_id, "file_name": str(path), "height": h, "width": w})
-        for b, s, c in zip(boxes.tolist(), scores.tolist(), labels.tolist()):
-            results.append({"image_id": image_id, "category_id": int(c), "score": round(s, 5),
-                            "bbox": [round(b[0], 2), round(b[1], 2), round(b[2] - b[0], 2), round(b[3] - b[1], 2)]})
-        con.print(f"{path}: {int(keep.sum())} boxes → {target}")
+        mask_scores = det["mask_scores"][keep].tolist() if "mask_scores" in det else None
+        for j, (b, s, c) in enumerate(zip(boxes.tolist(), scores.tolist(), labels.tolist())):
+            result = {"image_id": image_id, "category_id": int(c), "score": round(s, 5),
+                      "bbox": [round(b[0], 2), round(b[1], 2), round(b[2] - b[0], 2), round(b[3] - b[1], 2)]}
+            if masks is not None:
+                result["segmentation"] = mask_to_rle(masks[j])
+            if mask_scores is not None:
+                result["mask_score"] = round(mask_scores[j], 5)
+            results.append(result)
+        con.print(f"{path}: {int(keep.sum())} {'masks' if masks is not None else 'boxes'} → {target}")
     atomic_write_json(out / "detections.json", results)
     atomic_write_json(out / "images.json", {"images": images, "categories": [
         {"id": i, "name": n} for i, n in enumerate(names, start=1)]})
     con.print(f"wrote {out / 'detections.json'}")
     return 0
+
+
+def _masks_at(det: dict, keep, size: tuple[int, int]):
+    """Binary masks ``Tensor[D, h, w]`` (bool) of the kept detections at the file's size, or ``None``.
+
+    A mask model returns ``masks`` ``Tensor[D, 1, H, W]`` probabilities at the input size; they are
+    resized bilinearly to the original pixels and thresholded at 0.5, as torchvision does.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    if "masks" not in det:
+        return None
+    probs = det["masks"][keep]
+    if not len(probs):
+        return torch.zeros((0, *size), dtype=torch.bool)
+    return F.interpolate(probs.float(), size=size, mode="bilinear", align_corners=False)[:, 0] > 0.5
