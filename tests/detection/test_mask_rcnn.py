@@ -13,6 +13,7 @@ from deepnotes.data import shapes
 from deepnotes.data.export import rle_to_mask
 from deepnotes.detection.two_stage import (
     MSRCNN,
+    MSRCNNFPN,
     MaskIoUHead,
     MaskRCNN,
     MaskRCNNFPN,
@@ -35,17 +36,18 @@ PYRAMID = dict(fpn_channels=8, anchor_sizes=(4, 8, 16, 32))
 
 def _model(cls=MaskRCNN, seed=0, **kw):
     torch.manual_seed(seed)
-    return cls((3, 64, 64), 3, **{**SMALL, **(PYRAMID if cls is MaskRCNNFPN else {}), **kw})
+    return cls((3, 64, 64), 3, **{**SMALL, **(PYRAMID if issubclass(cls, MaskRCNNFPN) else {}), **kw})
 
 
 def test_registered_with_zoo_settings():
-    for name, cls in (("mask_rcnn", MaskRCNN), ("ms_rcnn", MSRCNN), ("mask_rcnn_fpn", MaskRCNNFPN)):
+    for name, cls in (("mask_rcnn", MaskRCNN), ("ms_rcnn", MSRCNN), ("mask_rcnn_fpn", MaskRCNNFPN),
+                      ("ms_rcnn_fpn", MSRCNNFPN)):
         meta = MODELS.meta(name)
         assert meta["task"] == "detect" and MODELS.get(name) is cls
         assert meta["zoo"]["target_map50"] == 0.85 and meta["zoo"]["epochs"] >= 1
 
 
-@pytest.mark.parametrize("cls", [MaskRCNN, MSRCNN, MaskRCNNFPN])
+@pytest.mark.parametrize("cls", [MaskRCNN, MSRCNN, MaskRCNNFPN, MSRCNNFPN])
 def test_training_steps_lower_the_mask_loss(cls):
     x, t = _data()
     model = _model(cls)
@@ -58,7 +60,7 @@ def test_training_steps_lower_the_mask_loss(cls):
     assert sum(total[-3:]) < sum(total[:3])
 
 
-@pytest.mark.parametrize("cls", [MaskRCNN, MSRCNN, MaskRCNNFPN])
+@pytest.mark.parametrize("cls", [MaskRCNN, MSRCNN, MaskRCNNFPN, MSRCNNFPN])
 def test_eval_output_format(cls):
     x, _ = _data(3)
     model = _model(cls, box_score_thresh=0.0).eval()
@@ -69,13 +71,13 @@ def test_eval_output_format(cls):
         d = len(det["boxes"])
         assert d > 0 and det["masks"].shape == (d, 1, 64, 64) and det["masks"].dtype == torch.float32
         assert (det["masks"] >= 0).all() and (det["masks"] <= 1).all()
-        if cls is MSRCNN:  # mask scores = box scores × predicted mask IoU in [0, 1]
+        if issubclass(cls, MSRCNN):  # mask scores = box scores × predicted mask IoU in [0, 1]
             assert det["mask_scores"].shape == (d,) and (det["mask_scores"] <= det["scores"] + 1e-7).all()
         else:
             assert "mask_scores" not in det
 
 
-@pytest.mark.parametrize("cls", [MSRCNN, MaskRCNNFPN])
+@pytest.mark.parametrize("cls", [MSRCNN, MaskRCNNFPN, MSRCNNFPN])
 def test_images_without_objects_train_and_evaluate(cls):
     x, _ = _data(2)
     empty = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64), "masks": torch.zeros(0, 64, 64, dtype=torch.uint8)}
@@ -92,7 +94,7 @@ def test_images_without_objects_train_and_evaluate(cls):
         assert det["masks"].shape[1:] == (1, 64, 64) and torch.isfinite(det["masks"]).all()
 
 
-@pytest.mark.parametrize("cls", [MSRCNN, MaskRCNNFPN])
+@pytest.mark.parametrize("cls", [MSRCNN, MaskRCNNFPN, MSRCNNFPN])
 def test_mask_head_given_boxes_outside_the_image(cls):
     x, t = _data(2)
     model = _model(cls).eval()
@@ -150,13 +152,14 @@ def test_maskiou_head_shapes_and_bad_input():
         maskiou_targets(torch.rand(2, 1, 7, 7), torch.zeros(2, 4), torch.zeros(3, 8, 8))
 
 
-def test_fpn_mask_branch_pools_by_level_as_torchvision():
-    """The FPN model's mask branch reads each RoI (14 × 14) from the level torchvision's
-    ``MultiScaleRoIAlign`` maps it to; its single-scale twin reads the stride-8 map."""
+@pytest.mark.parametrize("cls", [MaskRCNNFPN, MSRCNNFPN])
+def test_fpn_mask_branch_pools_by_level_as_torchvision(cls):
+    """The FPN models' mask branch (and MS R-CNN's MaskIoU head, which reads the same features)
+    takes each RoI (14 × 14) from the level torchvision's ``MultiScaleRoIAlign`` maps it to."""
     from torchvision.ops import MultiScaleRoIAlign as TVMultiScaleRoIAlign
 
     x, _ = _data(2)
-    model = _model(MaskRCNNFPN).eval()
+    model = _model(cls).eval()
     feats = model.features(x)
     g = torch.Generator().manual_seed(1)
     xy = torch.rand(2, 10, 2, generator=g) * 40
@@ -166,6 +169,8 @@ def test_fpn_mask_branch_pools_by_level_as_torchvision():
         pooled, logits = model.roi_heads._mask_logits(feats, boxes, [(64, 64)] * 2)
     torch.testing.assert_close(pooled, ref(feats, boxes, [(64, 64)] * 2), rtol=1e-5, atol=1e-6)
     assert logits.shape == (20, 4, 28, 28)
+    if cls is MSRCNNFPN:  # the MaskIoU head takes those pooled P2-P4 features and a mask per RoI
+        assert model.roi_heads.maskiou_head(pooled, logits[:, :1].sigmoid()).shape == (20, 4)
 
 
 def test_model_bad_input():
@@ -173,6 +178,8 @@ def test_model_bad_input():
         _model(mask_stride=2)
     with pytest.raises(ValueError, match="mask_stride: the FPN model"):
         _model(MaskRCNNFPN, mask_stride=8)
+    with pytest.raises(ValueError, match="mask_stride: the FPN model"):
+        _model(MSRCNNFPN, mask_stride=8)
     with pytest.raises(ValueError, match="one size per pyramid level"):
         _model(MaskRCNNFPN, anchor_sizes=(8, 16))
     with pytest.raises(ValueError, match="mask_pool_size must be >= 2"):
@@ -187,7 +194,7 @@ def test_model_bad_input():
 
 
 # --- the command line: deepnotes train --task detect, then deepnotes detect ------------------------
-@pytest.mark.parametrize("name", ["mask_rcnn", "ms_rcnn", "mask_rcnn_fpn"])
+@pytest.mark.parametrize("name", ["mask_rcnn", "ms_rcnn", "mask_rcnn_fpn", "ms_rcnn_fpn"])
 def test_cli_trains_and_detects_with_mask_models(name, tmp_path, monkeypatch):
     import functools
     import json
@@ -219,7 +226,7 @@ def test_cli_trains_and_detects_with_mask_models(name, tmp_path, monkeypatch):
     assert found, "score threshold 0 keeps every detection"
     for r in found:  # every detection carries its mask as an uncompressed RLE of the file's size
         assert rle_to_mask(r["segmentation"]).shape == (32, 32)
-        assert ("mask_score" in r) == (name == "ms_rcnn")
+        assert ("mask_score" in r) == name.startswith("ms_rcnn")
 
 
 def test_detect_masks_are_resized_to_the_file_and_thresholded():

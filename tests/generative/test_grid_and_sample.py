@@ -106,3 +106,26 @@ def test_sample_quality_needs_a_digits_run():
 
     with pytest.raises(ValueError, match="--quality scores digits samples"):
         _print_quality(None, None, 10, 0, {"data": "folder:imgs", "seed": 0})
+
+
+def test_sample_draws_a_vae_from_a_mixture_prior(tmp_path, capsys):
+    run, _ = _run_dir(tmp_path, "vae", latent_dim=2, hidden=8)
+    out = tmp_path / "mix.png"
+    assert main(["sample", str(run), "--n", "6", "--prior", "mixture", "--components", "3", "--quality", "20",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert out.stat().st_size > 0 and "3-component mixture fitted to the training codes" in printed
+    assert "heldout_real" in printed
+
+
+def test_sample_rejects_a_mixture_prior_for_a_gan_and_bad_components(tmp_path, capsys):
+    gan, _ = _run_dir(tmp_path, "dcgan", latent_dim=4, width=8)
+    assert main(["sample", str(gan), "--prior", "mixture", "--out", str(tmp_path / "x.png")]) == 2
+    assert "--prior mixture needs a VAE run" in capsys.readouterr().err
+    run, _ = _run_dir(tmp_path, "vae", latent_dim=2, hidden=8)
+    assert main(["sample", str(run), "--prior", "mixture", "--components", "0", "--out", str(tmp_path / "x.png")]) == 2
+    assert "--components must be >= 1" in capsys.readouterr().err
+    assert main(["sample", str(run), "--prior", "mixture", "--components", "99999", "--out", str(tmp_path / "x.png")]) == 2
+    assert "--components 99999 exceeds the" in capsys.readouterr().err
+    assert main(["sample", str(run), "--prior", "mixture", "--interpolate", "--out", str(tmp_path / "x.png")]) == 2
+    assert "--prior applies to samples" in capsys.readouterr().err

@@ -20,6 +20,11 @@ def register(sub) -> None:
     p.add_argument("--interpolate", action="store_true", help="VAE: latent interpolation strips instead of samples")
     p.add_argument("--steps", type=int, default=10, help="points per interpolation strip (default: 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the latent draws (default: 0)")
+    p.add_argument("--prior", choices=("normal", "mixture"), default="normal",
+                   help="VAE: draw z from N(0, I) (default) or from a Gaussian mixture fitted to the codes "
+                   "(posterior means) of the run's training images")
+    p.add_argument("--components", type=int, default=10,
+                   help="components of the --prior mixture (default: 10)")
     p.add_argument("--quality", type=int, default=0, metavar="N",
                    help="also score N samples (e.g. 1000) with the digits classifier: Fréchet distance, share "
                    "classified with p >= 0.9, class histogram, beside a Gaussian baseline and real digits")
@@ -77,7 +82,15 @@ def run(args) -> int:
     n = check_int("--n", args.n, min=1)
     steps = check_int("--steps", args.steps, min=2)
     g = torch.Generator().manual_seed(check_int("--seed", args.seed, min=0))
+    components = check_int("--components", args.components, min=1)
     model, config, splits = load_generative_run(args.run_dir)
+    prior = None
+    if args.prior == "mixture":
+        if not isinstance(model, VAE):
+            raise ValueError(f"--prior mixture needs a VAE run; {args.run_dir!r} holds model {config['model']!r}")
+        if args.interpolate:
+            raise ValueError("--prior applies to samples; --interpolate decodes the codes of test digits instead")
+        prior = _fit_prior(model, splits, components, args.seed)
     if args.interpolate:
         if not isinstance(model, VAE):
             raise ValueError(f"--interpolate needs a VAE run; {args.run_dir!r} holds model {config['model']!r}")
@@ -88,15 +101,32 @@ def run(args) -> int:
         images = torch.cat([model.interpolate(x[a], x[b], steps) for a, b in pairs.tolist()])
         path = save_grid(images, args.out, nrow=steps)
     else:
-        path = save_grid(model.sample(n, g), args.out, nrow=min(n, 8))
+        path = save_grid(_sample(model, n, g, prior), args.out, nrow=min(n, 8))
     con = console()
-    con.print(f"wrote {path}")
+    con.print(f"wrote {path}" + (f" (z from a {components}-component mixture fitted to the training codes)"
+                                 if prior is not None else ""))
     if args.quality:
-        _print_quality(con, model, check_int("--quality", args.quality, min=2), args.seed, config)
+        _print_quality(con, model, check_int("--quality", args.quality, min=2), args.seed, config, prior)
     return 0
 
 
-def _print_quality(con, model, n: int, seed: int, config: dict) -> None:
+def _sample(model, n, generator, prior):
+    return model.sample(n, generator) if prior is None else model.sample(n, generator, prior=prior)
+
+
+def _fit_prior(model, splits, components: int, seed: int):
+    """A :class:`~deepnotes.generative.latent_prior.LatentMixture` fitted to the training images' codes."""
+    from torch.utils.data import DataLoader
+
+    from deepnotes.generative.latent_prior import LatentMixture
+
+    x, _ = next(iter(DataLoader(splits.train, batch_size=len(splits.train))))
+    if components > len(x):
+        raise ValueError(f"--components {components} exceeds the {len(x)} training images")
+    return LatentMixture.fit_vae(model, x, components, seed)
+
+
+def _print_quality(con, model, n: int, seed: int, config: dict, prior=None) -> None:
     import torch
 
     from deepnotes.generative.quality import quality_report
@@ -104,7 +134,8 @@ def _print_quality(con, model, n: int, seed: int, config: dict) -> None:
     if config.get("data", "digits") != "digits":
         raise ValueError(f"--quality scores digits samples; this run was trained on {config.get('data')!r}")
     data_seed = int(config.get("seed", 0))  # the run's own split: its test digits are the reference
-    report = quality_report(model.sample(n, torch.Generator().manual_seed(seed + 1)), seed=seed, data_seed=data_seed)
+    report = quality_report(_sample(model, n, torch.Generator().manual_seed(seed + 1), prior), seed=seed,
+                            data_seed=data_seed)
     con.print(f"sample quality (digits cnn features; the run's test digits, split seed {data_seed}, as reference):")
     for row, q in report.items():
         hist = " ".join(f"{s:.2f}" for s in q["class_shares"])

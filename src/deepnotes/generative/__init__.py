@@ -16,6 +16,7 @@ from deepnotes.generative.gan_losses import (
     optimal_discriminator,
 )
 from deepnotes.generative.grid import image_grid, save_grid
+from deepnotes.generative.latent_prior import LatentMixture
 from deepnotes.generative.networks import (
     GAN,
     DCGANDiscriminator,
@@ -41,6 +42,7 @@ __all__ = [
     "GAN",
     "GENERATOR_LOSSES",
     "LIKELIHOODS",
+    "LatentMixture",
     "VAE",
     "DCGANDiscriminator",
     "DCGANGenerator",

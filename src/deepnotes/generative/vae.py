@@ -186,12 +186,22 @@ class VAE(nn.Module):
 
     # -- generation ----------------------------------------------------------------------------
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` images ``E[x|z]`` for ``z ~ N(0, I)``: ``Tensor[n, *in_shape]``."""
+    def sample(self, n: int, generator: torch.Generator | None = None, prior=None) -> torch.Tensor:
+        """``n`` images ``E[x|z]``: ``Tensor[n, *in_shape]``.
+
+        ``z ~ N(0, I)``, or from ``prior`` (an object with ``sample(n, generator) → Tensor[n,
+        latent_dim]``, e.g. a :class:`~deepnotes.generative.latent_prior.LatentMixture` fitted to the
+        codes of the training images).
+        """
         n = check_int("n", n, min=1)
         p = self.to_mu.weight
-        z = torch.randn(n, self.latent_dim, generator=generator, dtype=p.dtype).to(p.device)
-        return self.mean_image(self.decode(z))
+        if prior is None:
+            z = torch.randn(n, self.latent_dim, generator=generator, dtype=p.dtype)
+        else:
+            z = prior.sample(n, generator)
+            if tuple(z.shape) != (n, self.latent_dim):
+                raise ValueError(f"prior.sample must return shape ({n}, {self.latent_dim}), got {tuple(z.shape)}")
+        return self.mean_image(self.decode(z.to(p.device, p.dtype)))
 
     @torch.no_grad()
     def interpolate(self, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 8) -> torch.Tensor:

@@ -25,7 +25,13 @@ from deepnotes.detection.two_stage.mask_head import (
     maskrcnn_loss,
     project_masks_on_boxes,
 )
-from deepnotes.detection.two_stage.mask_rcnn import MSRCNN, MaskRCNN, MaskRCNNFPN, MaskRoIHeads
+from deepnotes.detection.two_stage.mask_rcnn import (
+    MSRCNN,
+    MSRCNNFPN,
+    MaskRCNN,
+    MaskRCNNFPN,
+    MaskRoIHeads,
+)
 from deepnotes.detection.two_stage.mask_scoring import (
     MaskIoUHead,
     maskiou_loss,
@@ -109,6 +115,7 @@ __all__ = [
     "MaskIoUHead",
     "MaskRCNN",
     "MaskRCNNFPN",
+    "MSRCNNFPN",
     "MaskRCNNHeads",
     "MaskRCNNPredictor",
     "MaskRoIHeads",
