@@ -40,7 +40,7 @@ from sklearn.utils import check_random_state
 
 from deepnotes.classic.base import check_fitted, check_X, like_input
 from deepnotes.classic.kmeans_plusplus import kmeans_plusplus
-from deepnotes.classic.neighbors import common_scale
+from deepnotes.classic.neighbors import common_scale, max_abs
 from deepnotes.core.checks import as_tensor, check_float, check_int
 from deepnotes.core.seeding import make_generator
 
@@ -340,7 +340,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         seeds = rng.randint(np.iinfo(np.int32).max, size=n_init)  # scikit-learn draws them so
         # huge (or tiny) values: fit on X·s, s a power of two (exact), so no square overflows
-        top = float(X.abs().max()) if X.numel() else 0.0
+        top = max_abs(X)
         s = 1.0 if 2.0**-400 <= top <= 2.0**400 or top == 0 else common_scale(X)
         Xs = X * s if s != 1.0 else X
         best = None
@@ -408,7 +408,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         # centred on the training mean, like the fit (far from the origin, ‖c‖² − 2x·c cancels)
         C = self._centers.to(X.dtype).to(X.device)
         mean = self._mean.to(X.dtype).to(X.device)
-        top = max(float(X.abs().max()) if X.numel() else 0.0, float(C.abs().max()))
+        top = max(max_abs(X), max_abs(C))
         s = 1.0 if top <= 2.0**400 else common_scale(X, C)
         return _nearest((X - mean) * s, (C - mean) * s)[0]
 

@@ -95,8 +95,16 @@ def common_scale(*tensors: torch.Tensor) -> float:
     Scaling by a power of two is exact (barring underflow to subnormals), so it changes no
     neighbour, and the squares of ``s·x`` cannot overflow.
     """
-    top = max((float(t.abs().max()) for t in tensors if t.numel()), default=0.0)
+    top = max((max_abs(t) for t in tensors), default=0.0)
     return 2.0 ** -math.frexp(top)[1] if top > 0 else 1.0
+
+
+def max_abs(t: torch.Tensor) -> float:
+    """``max |t|`` (0 for an empty tensor), in one pass and without an ``abs`` copy."""
+    if not t.numel():
+        return 0.0
+    lo, hi = torch.aminmax(t)
+    return max(-float(lo), float(hi))
 
 
 def result(idx, d2, s, return_distance, squared):
