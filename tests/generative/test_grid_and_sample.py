@@ -129,3 +129,5 @@ def test_sample_rejects_a_mixture_prior_for_a_gan_and_bad_components(tmp_path, c
     assert "--components 99999 exceeds the" in capsys.readouterr().err
     assert main(["sample", str(run), "--prior", "mixture", "--interpolate", "--out", str(tmp_path / "x.png")]) == 2
     assert "--prior applies to samples" in capsys.readouterr().err
+    assert main(["sample", str(run), "--components", "5", "--out", str(tmp_path / "x.png")]) == 2
+    assert "give --prior mixture too" in capsys.readouterr().err

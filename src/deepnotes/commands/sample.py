@@ -23,7 +23,7 @@ def register(sub) -> None:
     p.add_argument("--prior", choices=("normal", "mixture"), default="normal",
                    help="VAE: draw z from N(0, I) (default) or from a Gaussian mixture fitted to the codes "
                    "(posterior means) of the run's training images")
-    p.add_argument("--components", type=int, default=10,
+    p.add_argument("--components", type=int, default=None,
                    help="components of the --prior mixture (default: 10)")
     p.add_argument("--quality", type=int, default=0, metavar="N",
                    help="also score N samples (e.g. 1000) with the digits classifier: Fréchet distance, share "
@@ -82,7 +82,9 @@ def run(args) -> int:
     n = check_int("--n", args.n, min=1)
     steps = check_int("--steps", args.steps, min=2)
     g = torch.Generator().manual_seed(check_int("--seed", args.seed, min=0))
-    components = check_int("--components", args.components, min=1)
+    if args.components is not None and args.prior != "mixture":
+        raise ValueError("--components sets the size of the --prior mixture; give --prior mixture too")
+    components = check_int("--components", 10 if args.components is None else args.components, min=1)
     model, config, splits = load_generative_run(args.run_dir)
     prior = None
     if args.prior == "mixture":

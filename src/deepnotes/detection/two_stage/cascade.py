@@ -164,7 +164,9 @@ class CascadeRoIHeads(nn.Module):
                                            inputs, image_shapes), {}
 
 
-CASCADE_ZOO = dict(ZOO_BASE)
+#: 64 RoIs per image per stage (ours hold at most 6 objects) almost halve a training step, so 8
+#: epochs fit the 15-minute budget (128 RoIs and 9 epochs took 25.7 CPU minutes for mAP@0.5 0.849)
+CASCADE_ZOO = dict(ZOO_BASE, epochs=8, model_kw={"box_batch_size_per_image": 64})
 
 
 @MODELS.register(
