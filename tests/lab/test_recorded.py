@@ -33,6 +33,25 @@ def test_every_recorded_table_is_shipped_and_names_registered_models():
             assert got["figure_b64"].startswith("iVBOR")  # a PNG
 
 
+def test_zoo_rows_were_trained_with_the_recorded_epochs():
+    """A row not marked ``*`` must come from the model's recorded settings: a changed setting
+    without a fresh run would leave a stale row (the epochs column is the visible check)."""
+    text = recorded.load(recorded.TABLES[0])["markdown"]
+    header = None
+    checked = 0
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[0] == "model":
+            header = cells
+            continue
+        if header is None or not line.lstrip().startswith("|") or set(cells[0]) <= set("-: ") or "*" in cells[0]:
+            continue
+        row = dict(zip(header, cells))
+        assert int(row["epochs"]) == MODELS.meta(row["model"])["zoo"]["epochs"], row["model"]
+        checked += 1
+    assert checked >= 20
+
+
 def test_report_shows_the_recorded_table_in_its_chapter_only(tmp_path):
     zoo = next(t for t in recorded.TABLES if t.key == "zoo")
     write_report([run_claim(_claim(zoo.chapter), quick=True, seed=0)], tmp_path / "a", quick=True, seed=0,
