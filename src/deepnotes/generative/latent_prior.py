@@ -64,5 +64,8 @@ class LatentMixture:
         """``n`` draws ``Tensor[n, D]``: a component by its weight, then that component's Gaussian."""
         n = check_int("n", n, min=1)
         component = torch.multinomial(self.weights, n, replacement=True, generator=generator)
-        eps = torch.randn(n, self.means.shape[1], generator=generator, dtype=self.means.dtype)
-        return self.means[component] + (self.scale_tril[component] @ eps.unsqueeze(-1)).squeeze(-1)
+        z = torch.randn(n, self.means.shape[1], generator=generator, dtype=self.means.dtype)
+        for k in range(len(self.weights)):  # one matrix product per component: memory O(n·D)
+            rows = component == k
+            z[rows] = self.means[k] + z[rows] @ self.scale_tril[k].T
+        return z
