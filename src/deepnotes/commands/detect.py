@@ -7,9 +7,6 @@ from pathlib import Path
 
 from deepnotes.commands._common import console
 
-# matplotlib's tab10 colours: instance masks told apart at a glance
-_PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
-
 
 def register(sub) -> None:
     from deepnotes.commands._common import add_threads_option
@@ -124,7 +121,11 @@ def run(args) -> int:
         drawn = pixels.permute(2, 0, 1).contiguous()
         masks = _masks_at(det, keep, (h, w))
         if masks is not None and len(masks):
-            colors = [_PALETTE[j % len(_PALETTE)] for j in range(len(masks))]  # one colour per instance
+            from matplotlib import colormaps
+            from matplotlib.colors import to_hex
+
+            tab10 = colormaps["tab10"]  # one colour per instance
+            colors = [to_hex(tab10(j % tab10.N)) for j in range(len(masks))]
             drawn = draw_segmentation_masks(drawn, masks, alpha=0.5, colors=colors)
         drawn = draw_bounding_boxes(drawn, boxes, text, colors="red", width=2)
         target = out / f"{Path(path).stem}.png"
