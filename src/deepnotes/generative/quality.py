@@ -171,7 +171,7 @@ def quality_report(samples: torch.Tensor, seed: int = 0, data_seed: int = 0) -> 
     * ``heldout_samples``, ``heldout_baseline``, ``heldout_real``: at the size of the split's
       validation set (269 digits), its first samples, as many baseline draws, and the validation
       digits themselves. Those digits took no part in a gradient step of the generator or of the
-      scorer, so ``heldout_real`` is what a generator of new, perfect digits would score at that
+      scorer, so ``heldout_real`` is about what a generator of new, perfect digits would score at that
       size: the floor of the measure. Training digits are no such floor: the scorer was fitted on
       them, so their features differ from those of unseen digits.
 
